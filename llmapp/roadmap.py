@@ -1,0 +1,51 @@
+"""The staged roadmap the app walks through, with what is built so far.
+
+Home renders this list; keeping it here means the CLI, a notebook and the
+tests read the same truth as the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the roadmap.
+
+    Attributes:
+        number: 1 to 6 for the stages; 0 for the production pieces.
+        title: short name.
+        page: the Streamlit page file, or None while it is not built.
+        summary: one sentence on what the stage teaches.
+    """
+
+    number: int
+    title: str
+    page: str | None
+    summary: str
+
+    @property
+    def built(self) -> bool:
+        return self.page is not None
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(1, "Simple prompt", "pages/1_Simple_Prompt.py",
+          "One model call: a system prompt, sampling controls, a streamed Markdown answer, "
+          "and what it cost in time and tokens."),
+    Stage(2, "Prompt chains", None,
+          "Templates, few-shot example selectors, multi-step chains and structured output."),
+    Stage(3, "RAG over Chroma", None,
+          "Chunk and embed your documents, retrieve the relevant chunks, answer with citations."),
+    Stage(4, "Memory", None,
+          "Window, token-budget and summary memory; conversations that persist."),
+    Stage(5, "Tools", None,
+          "Tool calling: the model asks for a calculator, a clock, a search, your knowledge base."),
+    Stage(6, "Agent", None,
+          "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
+)
+
+PRODUCTION_PIECES = ("safety filter", "prompt templates and example selectors",
+                     "output formatting", "cache", "evaluation")
+"""What a production LLM system adds around the stages; not built yet."""

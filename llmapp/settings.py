@@ -1,0 +1,227 @@
+"""The one settings resolver.
+
+Every setting has one name, used alike in the sidebar, ``st.secrets``
+(``.streamlit/secrets.toml``), the environment and ``.env``. Layers are read in
+this order, the first that holds a non-empty value wins:
+
+1. sidebar (values typed in this session),
+2. ``st.secrets``,
+3. the process environment, then the ``.env`` file (python-dotenv),
+4. defaults from :mod:`llmapp.config`.
+
+This module does not import streamlit: :mod:`llmapp.ui` reads the sidebar and
+``st.secrets`` and passes them in as plain mappings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import SecretStr
+
+from llmapp import config
+from llmapp.errors import ConfigError
+
+SOURCES = ("sidebar", "secrets", "environment", ".env", "default")
+
+
+def _text(raw: Any) -> str:
+    return str(raw).strip()
+
+
+def _provider(raw: Any) -> str:
+    value = _text(raw).lower()
+    if value in ("", "auto"):
+        return ""
+    if value not in config.PROVIDERS:
+        raise ValueError(f"must be one of auto, {', '.join(config.PROVIDERS)}")
+    return value
+
+
+def _url(raw: Any) -> str:
+    value = _text(raw).rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
+def _number(raw: Any, kind: type, low: float, inclusive: bool, wording: str) -> Any:
+    try:
+        value = kind(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"must be {wording}") from None
+    if value < low or (value == low and not inclusive):
+        raise ValueError(f"must be {wording}")
+    return value
+
+
+def _positive_int(raw: Any) -> int:
+    return _number(raw, int, 0, False, "a whole number above 0")
+
+
+def _non_negative_int(raw: Any) -> int:
+    return _number(raw, int, 0, True, "a whole number, 0 or more")
+
+
+def _positive_float(raw: Any) -> float:
+    return _number(raw, float, 0, False, "a number above 0")
+
+
+def _secret(raw: Any) -> SecretStr:
+    return raw if isinstance(raw, SecretStr) else SecretStr(_text(raw))
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: the field it fills, how to parse it, its default."""
+
+    field: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SPECS: dict[str, Spec] = {
+    "LLMAPP_PROVIDER": Spec("provider", _provider, "",
+                            "auto (default), local, openai or openai-compatible"),
+    "OPENAI_API_KEY": Spec("openai_api_key", _secret, None, "OpenAI API key", secret=True),
+    "OPENAI_MODEL": Spec("openai_model", _text, config.OPENAI_DEFAULT_MODEL, "OpenAI chat model"),
+    "OPENAI_COMPATIBLE_BASE_URL": Spec(
+        "compatible_base_url", _url, "",
+        "base URL of an OpenAI-compatible server, e.g. http://localhost:11434/v1"),
+    "OPENAI_COMPATIBLE_MODEL": Spec("compatible_model", _text, config.COMPATIBLE_DEFAULT_MODEL,
+                                    "model name on the OpenAI-compatible server"),
+    "OPENAI_COMPATIBLE_API_KEY": Spec("compatible_api_key", _secret, None,
+                                      "key for the OpenAI-compatible server, if it needs one",
+                                      secret=True),
+    "OPENAI_COMPATIBLE_CONTEXT_WINDOW": Spec(
+        "compatible_context_window", _positive_int, config.COMPATIBLE_DEFAULT_CONTEXT_WINDOW,
+        "context window of the OpenAI-compatible model, in tokens"),
+    "LLMAPP_LOCAL_MODEL_PATH": Spec("local_model_path", _text, "",
+                                    "GGUF file for the local provider (default: bundled SmolLM2)"),
+    "LLMAPP_LOCAL_N_CTX": Spec("local_n_ctx", _positive_int, config.LOCAL_N_CTX,
+                               "local model context window, in tokens"),
+    "LLMAPP_LOCAL_N_THREADS": Spec("local_n_threads", _non_negative_int, 0,
+                                   "CPU threads for the local model (0: all cores)"),
+    "LLMAPP_REQUEST_TIMEOUT": Spec("request_timeout_s", _positive_float, config.REQUEST_TIMEOUT_S,
+                                   "seconds to wait for a remote model before retrying"),
+    "LLMAPP_MAX_RETRIES": Spec("max_retries", _non_negative_int, config.MAX_RETRIES,
+                               "retries with backoff on rate limits, timeouts and 5xx"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Secrets are :class:`pydantic.SecretStr`, so a repr,
+    a log line or an export never shows them.
+
+    ``sources`` maps each setting name (e.g. ``"OPENAI_API_KEY"``) to the layer
+    it came from: one of :data:`SOURCES`.
+    """
+
+    provider: str = ""
+    openai_api_key: SecretStr | None = None
+    openai_model: str = config.OPENAI_DEFAULT_MODEL
+    compatible_base_url: str = ""
+    compatible_model: str = config.COMPATIBLE_DEFAULT_MODEL
+    compatible_api_key: SecretStr | None = None
+    compatible_context_window: int = config.COMPATIBLE_DEFAULT_CONTEXT_WINDOW
+    local_model_path: str = ""
+    local_n_ctx: int = config.LOCAL_N_CTX
+    local_n_threads: int = 0
+    request_timeout_s: float = config.REQUEST_TIMEOUT_S
+    max_retries: int = config.MAX_RETRIES
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def source(self, name: str) -> str:
+        """The layer a setting came from, e.g. ``source("OPENAI_API_KEY")``."""
+        return self.sources.get(name, "default")
+
+    def provider_choice(self) -> tuple[str, str]:
+        """The provider to use and why, as ``(name, reason)``.
+
+        An explicit ``LLMAPP_PROVIDER`` wins. Otherwise: ``openai`` when an
+        OpenAI key is set, ``openai-compatible`` when a base URL is set, and
+        the bundled ``local`` model when neither is.
+        """
+        if self.provider:
+            return self.provider, f"LLMAPP_PROVIDER is set to {self.provider} ({self.source('LLMAPP_PROVIDER')})"
+        if self.openai_api_key is not None:
+            return "openai", f"an OpenAI API key was found ({self.source('OPENAI_API_KEY')})"
+        if self.compatible_base_url:
+            return ("openai-compatible",
+                    f"OPENAI_COMPATIBLE_BASE_URL is set ({self.source('OPENAI_COMPATIBLE_BASE_URL')})")
+        return "local", "no OpenAI key or OpenAI-compatible server is configured"
+
+
+def _is_set(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value().strip())
+    return bool(str(value).strip())
+
+
+def read_env_file(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Values of a ``.env`` file, without touching ``os.environ``.
+
+    Args:
+        path: the file; default ``$LLMAPP_ENV_FILE`` or ``./.env``. A missing
+            file gives ``{}``.
+    """
+    path = Path(path or os.environ.get("LLMAPP_ENV_FILE") or config.ENV_FILE)
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def resolve(
+    sidebar: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: Mapping[str, str] | None = None,
+    overrides_label: str = "sidebar",
+) -> Settings:
+    """Resolve every setting through the layers, first non-empty value wins.
+
+    Args:
+        sidebar: values typed in the UI this session (or given on the command
+            line), by setting name.
+        secrets: ``st.secrets`` as a plain mapping; ``None`` or ``{}`` when no
+            secrets file exists, which is normal.
+        environ: default ``os.environ``.
+        env_file: values of the ``.env`` file; default :func:`read_env_file`.
+        overrides_label: how ``sources`` names the first layer, e.g.
+            ``"command line"`` for the CLI.
+
+    Raises:
+        ConfigError: a value could not be parsed; the message names the
+            setting and the layer it came from, never a secret's value.
+    """
+    layers = (
+        (overrides_label, sidebar or {}),
+        ("secrets", secrets or {}),
+        ("environment", os.environ if environ is None else environ),
+        (".env", read_env_file() if env_file is None else env_file),
+    )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, spec in SPECS.items():
+        for layer, mapping in layers:
+            raw = mapping.get(name)
+            if not _is_set(raw):
+                continue
+            try:
+                values[spec.field] = spec.parse(raw)
+            except ValueError as exc:
+                shown = "the value" if spec.secret else repr(raw)
+                raise ConfigError(f"{name} (from {layer}): {shown} {exc}.") from None
+            sources[name] = layer
+            break
+    return Settings(**values, sources=sources)

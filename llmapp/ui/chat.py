@@ -1,0 +1,78 @@
+"""Chat rendering: the transcript, live replies, stats and errors."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from llmapp.chat import ChatMessage, ChatStore, start_reply
+from llmapp.errors import LlmappError, ProviderError
+from llmapp.providers import GenerationParams
+from llmapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def chat_store(name: str) -> ChatStore:
+    """This session's chat store for one page, created on first use."""
+    return st.session_state.setdefault(f"_llmapp_chat_{name}", ChatStore())
+
+
+def _render_body(message: ChatMessage) -> None:
+    for notice in message.notices:
+        st.caption(f"ℹ️ {notice}")
+    if message.content:
+        st.markdown(message.content)
+    if message.error:
+        st.error(message.error, icon="⚠️")
+    if message.stats is not None:
+        st.caption(message.stats.summary())
+
+
+def render_message(message: ChatMessage) -> None:
+    """Draw one stored message."""
+    with st.chat_message(message.role):
+        _render_body(message)
+
+
+def render_chat(store: ChatStore) -> None:
+    """Draw the stored transcript; under a failed reply, offer Retry."""
+    for message in store:
+        render_message(message)
+    last = store.messages[-1] if len(store) else None
+    if last is not None and last.error is not None:
+        st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
+                  help="Send your last message again.")
+
+
+def respond(store: ChatStore, settings: Settings, params: GenerationParams,
+            system_prompt: str = "") -> ChatMessage:
+    """Stream the assistant's reply to the last user message, live, as
+    Markdown, and store it (or the error) in ``store``. Never raises an
+    :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
+    with st.chat_message("assistant"):
+        try:
+            with st.spinner("Preparing the model…"):
+                reply = start_reply(store, settings, params, system_prompt)
+        except LlmappError as exc:
+            message = ChatMessage("assistant", "", error=str(exc),
+                                  retryable=getattr(exc, "retryable", False))
+        else:
+            for notice in reply.notices:
+                st.caption(f"ℹ️ {notice}")
+            try:
+                st.write_stream(reply.stream)
+            except ProviderError as exc:
+                message = reply.failed(exc)
+            else:
+                message = reply.message()
+            if message.stats is not None:
+                st.caption(message.stats.summary())
+        if message.error:
+            st.error(message.error, icon="⚠️")
+    store.add(message)
+    if message.error:
+        st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
+                  help="Send your last message again.")
+    return message

@@ -1,0 +1,114 @@
+"""The sidebar: provider choice, keys, and the settings every page reads.
+
+Values typed here live in this session's ``st.session_state`` only, so they
+serve every page of the session and no other session. API keys go through a
+password form that clears itself; they are kept as ``SecretStr`` and never
+shown back, not even in part.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+from pydantic import SecretStr
+
+from llmapp import config
+from llmapp.errors import ConfigError
+from llmapp.providers import Provider, active_provider
+from llmapp.settings import Settings, resolve
+
+log = logging.getLogger(__name__)
+
+_VALUES = "_llmapp_sidebar"
+"""session_state key of the sidebar's typed values, by setting name."""
+_PROVIDER_OPTIONS = ("auto",) + config.PROVIDERS
+
+
+def _values() -> dict[str, Any]:
+    return st.session_state.setdefault(_VALUES, {})
+
+
+def _persist(name: str) -> None:
+    _values()[name] = st.session_state[f"_w_{name}"]
+
+
+def _persistent_widget(widget, label: str, name: str, default: Any = "", **kwargs: Any) -> Any:
+    """A widget whose value survives page switches (Streamlit's documented
+    "save widget values in a dummy key" pattern for multipage apps)."""
+    key = f"_w_{name}"
+    st.session_state[key] = _values().get(name, default)
+    return widget(label, key=key, on_change=_persist, args=(name,), **kwargs)
+
+
+def read_secrets() -> dict[str, Any]:
+    """``st.secrets`` as a flat dict; ``{}`` when there is no secrets file.
+
+    A missing file is normal. A malformed one gets a sidebar warning, and the
+    app carries on without it.
+    """
+    try:
+        return {k: v for k, v in st.secrets.items() if not isinstance(v, Mapping)}
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:  # a TOML syntax error, reported by streamlit
+        log.warning("could not read secrets.toml: %s", type(exc).__name__)
+        st.sidebar.warning("`.streamlit/secrets.toml` could not be read; it is ignored. "
+                           "Check its TOML syntax.")
+        return {}
+
+
+def _key_form(name: str, label: str) -> None:
+    values = _values()
+    if isinstance(values.get(name), SecretStr):
+        st.caption(f"{label}: set for this session (hidden).")
+        if st.button("Forget key", key=f"_forget_{name}"):
+            values.pop(name, None)
+            st.rerun()
+        return
+    with st.form(f"_form_{name}", clear_on_submit=True, border=False):
+        typed = st.text_input(label, type="password", placeholder="paste here, then Use key",
+                              help="Kept for this browser session only; never shown or logged.")
+        if st.form_submit_button("Use key") and typed.strip():
+            values[name] = SecretStr(typed.strip())
+            st.rerun()
+
+
+def sidebar() -> Settings:
+    """Render the provider settings in the sidebar and resolve all settings.
+
+    Stops the page with a clear message if a setting is malformed.
+    """
+    with st.sidebar.expander("Model provider", expanded=False):
+        _persistent_widget(st.selectbox, "Provider", "LLMAPP_PROVIDER", "auto",
+                           options=_PROVIDER_OPTIONS,
+                           help="auto: OpenAI when a key is set, else an OpenAI-compatible "
+                                "server when its URL is set, else the bundled local model.")
+        st.markdown("**OpenAI**")
+        _key_form("OPENAI_API_KEY", "OpenAI API key")
+        _persistent_widget(st.text_input, "OpenAI model", "OPENAI_MODEL",
+                           placeholder=config.OPENAI_DEFAULT_MODEL)
+        st.markdown("**OpenAI-compatible server** (Ollama, vLLM, LM Studio, llama.cpp)")
+        _persistent_widget(st.text_input, "Base URL", "OPENAI_COMPATIBLE_BASE_URL",
+                           placeholder="http://localhost:11434/v1")
+        _persistent_widget(st.text_input, "Model name", "OPENAI_COMPATIBLE_MODEL",
+                           placeholder=config.COMPATIBLE_DEFAULT_MODEL)
+        _key_form("OPENAI_COMPATIBLE_API_KEY", "Server API key (optional)")
+    typed = {k: v for k, v in _values().items() if v not in ("", None, "auto")}
+    try:
+        settings = resolve(sidebar=typed, secrets=read_secrets())
+    except ConfigError as exc:
+        st.sidebar.error(str(exc))
+        st.error(f"A setting needs fixing before the model can run: {exc}")
+        st.stop()
+    provider, reason = active_provider(settings)
+    st.sidebar.caption(f"Model: **{provider.label}** · `{provider.model_name(settings)}`  \n"
+                       f"Why: {reason}.")
+    return settings
+
+
+def active(settings: Settings) -> tuple[Provider, str]:
+    """The active provider and the reason it was chosen."""
+    return active_provider(settings)

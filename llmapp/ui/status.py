@@ -1,0 +1,55 @@
+"""Provider status and the roadmap, as Home shows them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from llmapp.providers import PROVIDERS, active_provider
+from llmapp.roadmap import PRODUCTION_PIECES, STAGES
+from llmapp.settings import Settings
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def provider_status(settings: Settings) -> None:
+    """The active provider and why, then every provider's status."""
+    provider, reason = active_provider(settings)
+    status = provider.status(settings)
+    text = (f"**Active: {provider.label}** · `{provider.model_name(settings)}`  \n"
+            f"Chosen because {reason}.  \n")
+    if status.ok:
+        st.success(text + _sentence(status.reason), icon="✅")
+    else:
+        st.error(text + "It cannot run: " + _sentence(status.reason), icon="⛔")
+    lines = []
+    for p in PROVIDERS.values():
+        s = p.status(settings) if p is not provider else status
+        mark = "✅" if s.ok else "❌"
+        lines.append(f"- {mark} **{p.name}** · `{p.model_name(settings)}`: {s.reason}")
+    st.markdown("\n".join(lines))
+
+
+def roadmap() -> None:
+    """The six stages, with a link to each built page and an honest
+    'not built yet' for the rest."""
+    for stage in STAGES:
+        with st.container(border=True):
+            if stage.built:
+                st.page_link(stage.page, label=f"**{stage.number}. {stage.title}**", icon="✅")
+            else:
+                st.markdown(f"**{stage.number}. {stage.title}** · _not built yet_")
+            st.caption(stage.summary)
+    st.caption("After the stages, the production pieces of an LLM system (not built yet): "
+               + ", ".join(PRODUCTION_PIECES) + ".")
+
+
+def local_model_notice(settings: Settings) -> None:
+    """An honest word about the bundled model, when it is the one in use."""
+    provider, _ = active_provider(settings)
+    if provider.name == "local":
+        st.info("You are chatting with the **bundled local model**, SmolLM2-135M: fast and "
+                "offline, but tiny. It often gets facts wrong and drifts on long answers. "
+                "It shows the mechanics; for quality, add an OpenAI key or an "
+                "OpenAI-compatible server in the sidebar.", icon="🐣")

@@ -1,0 +1,22 @@
+"""Stage 1: one prompt, one streamed answer, and what it cost."""
+
+import streamlit as st
+
+from llmapp import ui
+
+st.set_page_config(page_title="1 · Simple prompt", page_icon="💬")
+settings = ui.sidebar()
+params, system_prompt = ui.generation_controls(settings, page="simple")
+store = ui.chat_store("simple")
+st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
+
+st.title("💬 1 · Simple prompt")
+st.caption("A system prompt, sampling controls, and one model call per turn. The answer "
+           "streams in as Markdown; under it: time to first token, tokens/s, tokens and cost.")
+ui.local_model_notice(settings)
+
+ui.render_chat(store)
+if prompt := st.chat_input("Ask anything, e.g. 'Compare Python and Rust in a table'"):
+    ui.render_message(store.add_user(prompt))
+if store.awaiting_reply:
+    ui.respond(store, settings, params, system_prompt)

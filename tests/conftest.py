@@ -1,0 +1,60 @@
+"""Shared fixtures: a clean environment, and real servers on localhost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT, SERVER_KEY, Server, free_port, wait_for_http
+from llmapp.providers.local import bundled_model_path
+from llmapp.settings import SPECS, Settings, resolve
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No setting leaks in from the machine: no key, no .env, a fresh tiktoken cache."""
+    for name in SPECS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLMAPP_ENV_FILE", str(tmp_path_factory.getbasetemp() / "absent.env"))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tiktoken"))
+
+
+@pytest.fixture
+def local_settings() -> Settings:
+    """Settings with nothing configured: the bundled local model."""
+    return resolve(environ={}, env_file={})
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``llama_cpp.server`` serving the bundled model over HTTP on localhost,
+    requiring the API key ``SERVER_KEY``."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+         "--model_alias", "smollm2", "--api_key", SERVER_KEY, "--verbose", "False"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", 60, proc)
+        yield Server(f"http://127.0.0.1:{port}/v1", SERVER_KEY)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def app() -> Callable[..., AppTest]:
+    """Open a page under AppTest with optional secrets: ``app("Home.py", KEY="v")``."""
+    def open_page(path: str, **secrets: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / path), default_timeout=120)
+        for name, value in secrets.items():
+            at.secrets[name] = value
+        return at.run()
+    return open_page

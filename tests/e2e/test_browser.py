@@ -1,0 +1,93 @@
+"""The app in a real browser: ``streamlit run`` driven by Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, free_port, wait_for_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMAPP_"))}
+    env["LLMAPP_ENV_FILE"] = str(tmp_path_factory.getbasetemp() / "absent.env")
+    log = (tmp_path_factory.mktemp("streamlit") / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_home_shows_the_active_provider(app_url, page):
+    page.goto(app_url)
+    page.get_by_text("Building an LLM application").wait_for(timeout=30_000)
+    assert page.get_by_text("Active: local").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "home.png", full_page=True)
+
+
+def test_simple_prompt_streams_a_rendered_answer(app_url, page):
+    page.goto(f"{app_url}/Simple_Prompt")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.wait_for(timeout=30_000)
+    box.fill("Write a numbered Markdown list of five tips for writing clear Python code.")
+    box.press("Enter")
+    assistant = page.get_by_test_id("stChatMessage").nth(1)
+    stats = assistant.get_by_text("tokens/s")
+    lengths = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not stats.is_visible():
+        if assistant.count():
+            lengths.append(len(assistant.inner_text()))
+        time.sleep(0.05)
+    assert stats.is_visible(), "no stats line: the reply did not finish"
+    partial = sorted({n for n in lengths if n > 0})
+    assert len(partial) >= 3, f"the answer did not arrive in pieces: {partial}"
+    body = assistant.get_by_test_id("stMarkdownContainer").first
+    assert body.inner_text().strip()
+    assert page.get_by_test_id("stChatMessage").first.inner_text().endswith(
+        "five tips for writing clear Python code.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "simple_prompt.png", full_page=True)
+    assert (ARTIFACTS / "simple_prompt.png").stat().st_size > 10_000

@@ -1,0 +1,64 @@
+"""Helpers shared by the tests (``tests/`` is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmapp.settings import Settings, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_KEY = "test-key-0123456789"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers (any HTTP status), the process dies, or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers, even if with 401
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout_s} s")
+
+
+@dataclass
+class Server:
+    base_url: str
+    key: str
+
+
+def compatible_settings(server: Server, key: str | None = None, **extra: str) -> Settings:
+    """Settings that point the openai-compatible provider at ``server``."""
+    values = {"OPENAI_COMPATIBLE_BASE_URL": server.base_url, "OPENAI_COMPATIBLE_MODEL": "smollm2",
+              "OPENAI_COMPATIBLE_CONTEXT_WINDOW": "2048",
+              "OPENAI_COMPATIBLE_API_KEY": server.key if key is None else key, **extra}
+    return resolve(environ=values, env_file={})
+
+
+def texts(at) -> str:
+    """Everything the page shows as text, for searching."""
+    parts = []
+    for kind in ("markdown", "caption", "error", "success", "info", "warning", "title",
+                 "text_input", "text_area"):
+        for element in getattr(at, kind):
+            parts.append(str(element.value))
+            parts.append(str(getattr(element, "label", "")))
+    return "\n".join(parts)

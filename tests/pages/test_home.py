@@ -1,0 +1,27 @@
+from helpers import free_port
+from helpers import texts
+
+
+def test_home_with_no_key_shows_the_local_model_and_the_roadmap(app):
+    at = app("Home.py")
+    assert not at.exception
+    assert "Active: local" in at.success[0].value
+    assert "no OpenAI key or OpenAI-compatible server is configured" in at.success[0].value
+    shown = texts(at)
+    for stage in ("2. Prompt chains", "3. RAG over Chroma", "4. Memory", "5. Tools", "6. Agent"):
+        assert f"**{stage}** · _not built yet_" in shown
+    assert "❌ **openai**" in shown and "✅ **local**" in shown
+
+
+def test_home_reports_an_unreachable_server_from_secrets(app):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    at = app("Home.py", OPENAI_COMPATIBLE_BASE_URL=url)
+    assert not at.exception
+    assert "Active: OpenAI-compatible" in at.error[0].value
+    assert "cannot run" in at.error[0].value and "unreachable" in at.error[0].value
+
+
+def test_a_malformed_setting_is_a_message_not_a_traceback(app):
+    at = app("Home.py", LLMAPP_LOCAL_N_CTX="lots")
+    assert not at.exception
+    assert any("LLMAPP_LOCAL_N_CTX (from secrets)" in e.value for e in at.error)

@@ -1,0 +1,73 @@
+import pytest
+
+from helpers import free_port, texts
+
+PAGE = "pages/1_Simple_Prompt.py"
+pytestmark = pytest.mark.slow
+
+
+def assistant_messages(at):
+    return [m for m in at.chat_message if m.name == "assistant"]
+
+
+def test_a_prompt_gets_a_streamed_answer_with_stats(app):
+    at = app(PAGE)
+    assert not at.exception and "bundled local model" in at.info[0].value
+    at.chat_input[0].set_value("Name two fruits.").run()
+    assert not at.exception
+    [reply] = assistant_messages(at)
+    assert reply.markdown[0].value.strip()
+    stats = reply.caption[-1].value
+    assert "TTFT" in stats and "tokens/s" in stats and "completion tokens" in stats
+    assert "(local)" in stats
+
+
+def test_the_chat_survives_reruns_and_clears(app):
+    at = app(PAGE)
+    at.chat_input[0].set_value("Hello!").run()
+    at.chat_input[0].set_value("And goodbye.").run()
+    assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
+    assert at.chat_message[2].markdown[0].value == "And goodbye."
+    at.sidebar.button[-1].click().run()  # Clear chat
+    assert len(at.chat_message) == 0 and not at.exception
+
+
+def test_a_failing_server_keeps_the_message_and_offers_retry(app):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    at = app(PAGE, OPENAI_COMPATIBLE_BASE_URL=url, LLMAPP_MAX_RETRIES="0")
+    at.chat_input[0].set_value("Are you there?").run()
+    assert not at.exception
+    assert at.chat_message[0].markdown[0].value == "Are you there?"
+    [error] = at.chat_message[1].error
+    assert "Could not connect to the OpenAI-compatible server" in error.value
+    [retry] = [b for b in at.button if b.label == "Retry"]
+    retry.click().run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]  # not duplicated
+    assert at.chat_message[0].markdown[0].value == "Are you there?"
+    assert "Could not connect" in at.chat_message[1].error[0].value
+
+
+def test_an_overlong_message_is_refused_clearly(app):
+    at = app(PAGE, LLMAPP_LOCAL_N_CTX="512")
+    at.chat_input[0].set_value("lorem ipsum " * 400).run()
+    assert not at.exception
+    [error] = at.chat_message[1].error
+    assert "The message is too long" in error.value and "512-token context window" in error.value
+
+
+def test_a_sidebar_key_serves_the_session_and_is_never_shown(app):
+    key = "sk-typed-in-sidebar-4242"
+    at = app(PAGE)
+    [box] = [t for t in at.text_input if t.label == "OpenAI API key"]
+    box.input(key)
+    use = [b for b in at.button if b.label == "Use key"][0]  # the OpenAI form comes first
+    use.click().run()
+    assert not at.exception
+    shown = texts(at)
+    assert key not in shown and "4242" not in shown
+    assert "OpenAI API key: set for this session (hidden)." in shown
+    assert "Model: **OpenAI**" in shown and "an OpenAI API key was found (sidebar)" in shown
+    [forget] = [b for b in at.button if b.label == "Forget key"]
+    forget.click().run()
+    assert "Model: **local**" in texts(at)

@@ -1,0 +1,21 @@
+"""The benchmark scripts keep running (their figures are read by people, not asserted)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+
+@pytest.mark.slow
+def test_streaming_benchmark_runs_and_reports_both_paths():
+    result = subprocess.run([sys.executable, "benchmarks/bench_streaming.py", "--runs", "1",
+                             "--max-tokens", "16"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "tokens/s ratio llmapp/raw" in result.stdout
+    data = json.loads((ROOT / "benchmarks" / "results" / "streaming.json").read_text())
+    assert data["raw"]["tokens"] > 1 and data["llmapp"]["tokens"] > 1
+    assert data["tokens_per_s_ratio"] > 0

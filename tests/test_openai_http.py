@@ -1,0 +1,134 @@
+"""The OpenAI code path against real HTTP servers on localhost.
+
+``llama_cpp.server`` serves the bundled model with an API key; two tiny
+stdlib servers stand in for a rate-limiting and a silent server.
+"""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from llmapp.chat import ChatStore, start_reply
+from llmapp.errors import ProviderError
+from llmapp.providers import GenerationParams
+from llmapp.settings import resolve
+from helpers import compatible_settings, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def ask(settings, text="Say hello in one short sentence.", **params):
+    store = ChatStore()
+    store.add_user(text)
+    reply = start_reply(store, settings, GenerationParams(**{"max_tokens": 32, **params}))
+    return store, reply
+
+
+def fail(store, reply):
+    with pytest.raises(ProviderError) as err:
+        list(reply.stream)
+    store.add(reply.failed(err.value))
+    return err.value
+
+
+def assert_history_kept(store, text="Say hello in one short sentence."):
+    assert store.messages[0].role == "user" and store.messages[0].content == text
+    assert store.history() == [{"role": "user", "content": text}]
+    store.drop_failed_reply()
+    assert store.awaiting_reply  # Retry sends the same message again
+
+
+def test_streams_over_http_from_a_real_server(llama_server):
+    store, reply = ask(compatible_settings(llama_server), temperature=0)
+    chunks = list(reply.stream)
+    stats = reply.stream.stats
+    assert len(chunks) > 1 and "".join(chunks).strip()
+    assert stats.provider == "openai-compatible" and stats.model == "smollm2"
+    assert stats.ttft_s > 0 and stats.completion_tokens > 0
+    assert stats.usage_source in ("reported", "estimated")
+
+
+def test_a_wrong_key_gets_a_clear_message_and_history_stays(llama_server):
+    store, reply = ask(compatible_settings(llama_server, key="wrong-key"))
+    err = fail(store, reply)
+    assert err.kind == "auth" and "rejected the API key (401)" in str(err)
+    assert llama_server.base_url in str(err) and "wrong-key" not in str(err)
+    assert_history_kept(store)
+
+
+def test_an_unreachable_server_gets_a_clear_message(llama_server):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    store, reply = ask(resolve(environ={"OPENAI_COMPATIBLE_BASE_URL": url,
+                                        "LLMAPP_MAX_RETRIES": "0"}, env_file={}))
+    err = fail(store, reply)
+    assert err.kind == "connection" and f"Could not connect to the OpenAI-compatible server at {url}" in str(err)
+    assert_history_kept(store)
+
+
+class RateLimited(BaseHTTPRequestHandler):
+    hits = 0
+
+    def do_POST(self):
+        type(self).hits += 1
+        body = json.dumps({"error": {"message": "Rate limit reached", "type": "requests",
+                                     "code": "rate_limit_exceeded"}}).encode()
+        self.send_response(429)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("retry-after-ms", "10")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_rate_limits_are_retried_with_backoff_then_reported():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RateLimited)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        store, reply = ask(resolve(environ={"OPENAI_COMPATIBLE_BASE_URL": url,
+                                            "LLMAPP_MAX_RETRIES": "2"}, env_file={}))
+        err = fail(store, reply)
+    finally:
+        server.shutdown()
+    assert RateLimited.hits == 3  # the first try and two retries
+    assert err.kind == "rate_limit" and "429" in str(err) and err.retryable
+    assert_history_kept(store)
+
+
+def test_a_silent_server_times_out_after_retrying():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    try:
+        store, reply = ask(resolve(environ={"OPENAI_COMPATIBLE_BASE_URL": url,
+                                            "LLMAPP_REQUEST_TIMEOUT": "0.5",
+                                            "LLMAPP_MAX_RETRIES": "1"}, env_file={}))
+        started = time.monotonic()
+        err = fail(store, reply)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert err.kind == "timeout" and "did not answer in time" in str(err)
+    assert len(accepted) == 2 and elapsed >= 1.0
+    assert_history_kept(store)
