@@ -17,7 +17,7 @@ from llmapp.settings import SPECS, Settings, resolve
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No setting leaks in from the machine: no key, no .env, a fresh tiktoken cache."""
-    for name in SPECS:
+    for name in (*SPECS, "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLMAPP_ENV_FILE", str(tmp_path_factory.getbasetemp() / "absent.env"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tiktoken"))

@@ -52,6 +52,28 @@ def test_streams_over_http_from_a_real_server(llama_server):
     assert stats.usage_source in ("reported", "estimated")
 
 
+def test_max_tokens_reaches_a_compatible_server(llama_server):
+    # llama.cpp's server ignores max_completion_tokens; llmapp must send max_tokens
+    store, reply = ask(compatible_settings(llama_server), "Tell me a very long story.",
+                       max_tokens=8, temperature=0)
+    reply.stream.consume()
+    assert 1 < reply.stream.stats.chunks <= 8
+
+
+def test_the_openai_provider_over_http_counts_and_prices(llama_server, monkeypatch):
+    # The openai SDK reads OPENAI_BASE_URL: the real OpenAI code path, served locally.
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server.base_url)
+    settings = resolve(environ={"OPENAI_API_KEY": llama_server.key}, env_file={})
+    store, reply = ask(settings, temperature=0)
+    assert reply.stream.consume().strip()
+    stats = reply.stream.stats
+    assert (stats.provider, stats.model) == ("openai", "gpt-4.1-mini")
+    assert stats.usage_source == "counted"  # the server sent no usage; tiktoken is exact here
+    assert stats.cost_usd == pytest.approx(
+        (stats.prompt_tokens * 0.40 + stats.completion_tokens * 1.60) / 1e6)
+    assert "≈ $" in stats.summary()
+
+
 def test_a_wrong_key_gets_a_clear_message_and_history_stays(llama_server):
     store, reply = ask(compatible_settings(llama_server, key="wrong-key"))
     err = fail(store, reply)

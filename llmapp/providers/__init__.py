@@ -161,6 +161,13 @@ class OpenAIProvider(Provider):
     def base_url(self, settings: Settings) -> str | None:
         return None
 
+    def model_class(self) -> type[BaseChatModel]:
+        """``ChatOpenAI``: it sends ``max_completion_tokens``, which OpenAI's
+        newer models require."""
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI
+
     def status(self, settings: Settings) -> ProviderStatus:
         if importlib.util.find_spec("langchain_openai") is None:
             return ProviderStatus(False, "langchain-openai is not installed")
@@ -174,8 +181,6 @@ class OpenAIProvider(Provider):
     def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
         if importlib.util.find_spec("langchain_openai") is None:
             raise ProviderError("langchain-openai is not installed.", kind="unavailable")
-        from langchain_openai import ChatOpenAI
-
         key = self.api_key(settings)
         if key is None and self.key_setting == "OPENAI_API_KEY":
             raise ProviderError("No OpenAI API key: enter one in the sidebar or set "
@@ -183,12 +188,12 @@ class OpenAIProvider(Provider):
         info = self.model_info(settings)
         sampling = {} if info is not None and not info.supports_sampling else {
             "temperature": params.temperature, "top_p": params.top_p}
-        return ChatOpenAI(
+        return self.model_class()(
             model=self.model_name(settings),
             # openai's client insists on a key; keyless local servers ignore it.
             api_key=key if key is not None else "not-needed",
             base_url=self.base_url(settings),
-            max_completion_tokens=params.max_tokens,
+            max_tokens=params.max_tokens,
             stop_sequences=list(params.stop) or None,
             timeout=settings.request_timeout_s,
             max_retries=settings.max_retries,
@@ -220,6 +225,14 @@ class CompatibleProvider(OpenAIProvider):
 
     def where(self, settings: Settings) -> str:
         return self.base_url(settings) or ""
+
+    def model_class(self) -> type[BaseChatModel]:
+        """``BaseChatOpenAI``, the base langchain-openai keeps for compatible
+        servers: it sends ``max_tokens``, which Ollama, vLLM, LM Studio and
+        llama.cpp's server honour (llama.cpp ignores ``max_completion_tokens``)."""
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+
+        return BaseChatOpenAI
 
     def model_info(self, settings: Settings) -> config.ModelInfo | None:
         return None

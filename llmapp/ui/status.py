@@ -10,7 +10,9 @@ from llmapp.settings import Settings
 
 
 def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    if not text.startswith(("http://", "https://")):
+        text = text[:1].upper() + text[1:]
+    return text + ("" if text.endswith(".") else ".")
 
 
 def provider_status(settings: Settings) -> None:

@@ -71,3 +71,35 @@ def test_a_sidebar_key_serves_the_session_and_is_never_shown(app):
     [forget] = [b for b in at.button if b.label == "Forget key"]
     forget.click().run()
     assert "Model: **local**" in texts(at)
+
+
+def test_a_sidebar_key_serves_every_page_of_the_session(app):
+    at = app("Home.py")
+    at.switch_page(PAGE).run()
+    [box] = [t for t in at.text_input if t.label == "OpenAI API key"]
+    box.input("sk-cross-page")
+    [b for b in at.button if b.label == "Use key"][0].click().run()
+    at.switch_page("Home.py").run()
+    assert not at.exception
+    assert "Active: OpenAI" in at.success[0].value and "(sidebar)" in at.success[0].value
+    assert "sk-cross-page" not in texts(at)
+
+
+def test_the_chat_says_when_old_turns_were_dropped(app):
+    at = app(PAGE, LLMAPP_LOCAL_N_CTX="512")
+    for i in range(4):
+        at.chat_input[0].set_value(f"Turn {i}: " + "tell me about tea " * 15).run()
+        assert not at.exception
+    notices = [c.value for m in at.chat_message for c in m.caption if "Dropped the oldest" in c.value]
+    assert notices and "512-token context window" in notices[-1]
+    assert len(at.chat_message) == 8  # the transcript keeps everything; only the prompt is trimmed
+
+
+def test_a_model_that_fails_to_load_is_a_message(app, tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    at = app(PAGE, LLMAPP_LOCAL_MODEL_PATH=str(broken))
+    at.chat_input[0].set_value("Hello?").run()
+    assert not at.exception
+    assert at.chat_message[0].markdown[0].value == "Hello?"
+    assert "Could not load the local model from broken.gguf" in at.chat_message[1].error[0].value
