@@ -67,10 +67,12 @@ class ChatStore:
         return message
 
     def add(self, message: ChatMessage) -> ChatMessage:
+        """Append any message (an assistant reply, or a failed one)."""
         self.messages.append(message)
         return message
 
     def clear(self) -> None:
+        """Forget the whole conversation."""
         self.messages.clear()
 
     def drop_failed_reply(self) -> None:
@@ -107,6 +109,7 @@ class Reply:
 
     @property
     def notices(self) -> list[str]:
+        """Sentences for the UI, e.g. which turns the context budget dropped."""
         notice = self.budget.notice
         return [notice] if notice else []
 

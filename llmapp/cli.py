@@ -41,6 +41,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    """``llmapp chat``: stream one answer to stdout, the stats line to stderr."""
     settings = _settings_from(args)
     params = GenerationParams(temperature=args.temperature, top_p=args.top_p,
                               max_tokens=args.max_tokens, stop=tuple(args.stop or ()))
@@ -59,6 +60,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """``llmapp doctor``: each provider, whether it can run and why. Exit 1
+    when the active provider cannot run."""
     settings = _settings_from(args)
     provider, reason = active_provider(settings)
     print(f"active provider: {provider.name} ({provider.model_name(settings)})")
@@ -77,6 +80,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="llmapp", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -27,6 +27,7 @@ class Stage:
 
     @property
     def built(self) -> bool:
+        """Whether the stage has a page yet."""
         return self.page is not None
 
 

@@ -184,6 +184,14 @@ class ReplyStream(Iterator[str]):
             s.cost_usd = (s.prompt_tokens * self._price[0]
                           + s.completion_tokens * self._price[1]) / 1_000_000
 
+    def close(self) -> None:
+        """Stop early and release the provider's stream (for the local model,
+        its lock). Safe to call at any time, also after the end."""
+        self.done = True
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
+
     def consume(self) -> str:
         """Read to the end; returns the whole text."""
         for _ in self:

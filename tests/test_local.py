@@ -81,6 +81,18 @@ def test_concurrent_requests_both_complete_without_mixing():
     assert ["".join(results[i]) for i in range(2)] == solo
 
 
+def test_closing_a_stream_early_frees_the_model(local_settings):
+    store = ChatStore()
+    store.add_user("Write a long essay about rivers.")
+    reply = start_reply(store, local_settings, GenerationParams(max_tokens=200))
+    next(reply.stream)
+    runtime = get_runtime()
+    assert not runtime.lock.acquire(blocking=False)  # held while generating
+    reply.stream.close()
+    assert runtime.lock.acquire(blocking=False)
+    runtime.lock.release()
+
+
 def test_a_busy_model_gives_a_clear_message():
     runtime = get_runtime()
     model = ChatLocalLlama(max_tokens=4, lock_timeout_s=0.2)

@@ -1,7 +1,6 @@
 import hashlib
 import inspect
 import os
-from pathlib import Path
 
 import pytest
 

@@ -108,6 +108,9 @@ class Provider(ABC):
 
 
 class LocalProvider(Provider):
+    """The bundled SmolLM2-135M (or ``LLMAPP_LOCAL_MODEL_PATH``) on llama.cpp.
+    Needs no key and no network; counts tokens exactly."""
+
     name = "local"
     label = "local"
 
@@ -148,6 +151,9 @@ class LocalProvider(Provider):
 
 
 class OpenAIProvider(Provider):
+    """OpenAI's API through ``ChatOpenAI``. Needs ``OPENAI_API_KEY``; windows
+    and prices of known models come from :data:`llmapp.config.OPENAI_MODELS`."""
+
     name = "openai"
     label = "OpenAI"
     key_setting = "OPENAI_API_KEY"
@@ -156,9 +162,11 @@ class OpenAIProvider(Provider):
         return settings.openai_model
 
     def api_key(self, settings: Settings):
+        """The key setting's value (a ``SecretStr``), or None."""
         return settings.openai_api_key
 
     def base_url(self, settings: Settings) -> str | None:
+        """The server URL; None means the SDK default (or ``OPENAI_BASE_URL``)."""
         return None
 
     def model_class(self) -> type[BaseChatModel]:
@@ -210,6 +218,10 @@ class OpenAIProvider(Provider):
 
 
 class CompatibleProvider(OpenAIProvider):
+    """Any server that speaks OpenAI's chat API at
+    ``OPENAI_COMPATIBLE_BASE_URL`` (Ollama, vLLM, LM Studio, llama.cpp's
+    server). The key is optional; token counts are approximate."""
+
     name = "openai-compatible"
     label = "OpenAI-compatible"
     key_setting = "OPENAI_COMPATIBLE_API_KEY"

@@ -67,6 +67,10 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
                 message = reply.failed(exc)
             else:
                 message = reply.message()
+            finally:
+                # A rerun or a page switch stops the script mid-stream: free
+                # the shared local model now rather than at garbage collection.
+                reply.stream.close()
             if message.stats is not None:
                 st.caption(message.stats.summary())
         if message.error:
