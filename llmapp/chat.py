@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from llmapp.errors import ProviderError
+from llmapp.errors import LlmappError, ProviderError
+from llmapp.memory import Memory
 from llmapp.providers import GenerationParams, active_provider
 from llmapp.settings import Settings
 from llmapp.streaming import ReplyStats, ReplyStream
@@ -51,6 +52,10 @@ class ChatStore:
 
     def __init__(self) -> None:
         self.messages: list[ChatMessage] = []
+        self.summary_state: tuple[str, int] = ("", 0)
+        """Summary memory's ``(summary, n_messages_folded)``."""
+        self.last_budget: Budget | None = None
+        """What the model received on the last turn (a MemoryReport with memory)."""
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -74,6 +79,8 @@ class ChatStore:
     def clear(self) -> None:
         """Forget the whole conversation."""
         self.messages.clear()
+        self.summary_state = ("", 0)
+        self.last_budget = None
 
     def drop_failed_reply(self) -> None:
         """Remove a trailing failed reply, so the user message before it can be
@@ -124,27 +131,43 @@ class Reply:
                            retryable=error.retryable, notices=self.notices)
 
 
+SUMMARY_PARAMS = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=160)
+"""Sampling for summary memory's summaries: greedy and short."""
+
+
 def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
-                system_prompt: str = "") -> Reply:
+                system_prompt: str = "", memory: Memory | None = None,
+                summary_state: tuple[str, int] = ("", 0)) -> Reply:
     """Prepare the next assistant reply to the conversation in ``store``.
 
-    Counts tokens, drops the oldest turns so that prompt + ``max_tokens``
-    fits the window, and builds the model. No request is sent until the
-    stream is iterated.
+    Counts tokens and chooses what history to send: with no ``memory``, the
+    oldest turns are dropped until prompt + ``max_tokens`` fits the window
+    (stage 1); with a :class:`~llmapp.memory.Memory`, its strategy decides
+    (stage 4), and ``reply.budget`` is its :class:`~llmapp.memory.MemoryReport`.
+    No request is sent until the stream is iterated, except the summary call
+    of summary memory.
 
     Raises:
-        ProviderError: the model cannot be built or loaded, or the last
-            message alone overflows the context window
+        ProviderError: the model cannot be built or loaded, the summary call
+            failed, or the last message alone overflows the context window
             (:class:`~llmapp.errors.ContextOverflowError`).
+        ConfigError: bad memory parameters.
     """
     provider, _ = active_provider(settings)
     try:
         counter = provider.token_counter(settings)
-        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
-        budget = fit_to_window(messages + store.history(), counter,
-                               provider.context_window(settings), params.max_tokens)
+        window = provider.context_window(settings)
         model = provider.chat_model(settings, params)
-    except ProviderError:
+        if memory is None:
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+            budget = fit_to_window(messages + store.history(), counter, window, params.max_tokens)
+        else:
+            if memory.strategy == "summary":
+                summarizer = provider.chat_model(settings, SUMMARY_PARAMS)
+                memory.summarize = lambda prompt: str(summarizer.invoke(prompt).text)
+            budget = memory.select(system_prompt, store.history(), counter, window,
+                                   params.max_tokens, summary_state)
+    except LlmappError:
         raise
     except Exception as exc:
         raise provider.describe_error(exc, settings) from exc

@@ -90,6 +90,9 @@ MAX_TOKENS_LIMIT = 4096
 
 # --- files -----------------------------------------------------------------
 
+DATABASE_URL = "sqlite:///.llmapp/conversations.sqlite3"
+"""Where conversations persist (stage 4), relative to the working directory."""
+
 ENV_FILE = ".env"
 """python-dotenv file read from the working directory (``LLMAPP_ENV_FILE``
 overrides the path)."""

@@ -39,8 +39,9 @@ STAGES: tuple[Stage, ...] = (
           "Templates, few-shot example selectors, multi-step chains and structured output."),
     Stage(3, "RAG over Chroma", None,
           "Chunk and embed your documents, retrieve the relevant chunks, answer with citations."),
-    Stage(4, "Memory", None,
-          "Window, token-budget and summary memory; conversations that persist."),
+    Stage(4, "Memory", "pages/4_Memory.py",
+          "Window, token-budget and summary memory; conversations that persist and export, "
+          "and exactly what the model received each turn."),
     Stage(5, "Tools", None,
           "Tool calling: the model asks for a calculator, a clock, a search, your knowledge base."),
     Stage(6, "Agent", None,

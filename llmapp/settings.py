@@ -109,6 +109,8 @@ SPECS: dict[str, Spec] = {
                                "local model context window, in tokens"),
     "LLMAPP_LOCAL_N_THREADS": Spec("local_n_threads", _non_negative_int, 0,
                                    "CPU threads for the local model (0: all cores)"),
+    "LLMAPP_DATABASE_URL": Spec("database_url", _text, config.DATABASE_URL,
+                                "where conversations persist: sqlite:///path"),
     "LLMAPP_REQUEST_TIMEOUT": Spec("request_timeout_s", _positive_float, config.REQUEST_TIMEOUT_S,
                                    "seconds to wait for a remote model before retrying"),
     "LLMAPP_MAX_RETRIES": Spec("max_retries", _non_negative_int, config.MAX_RETRIES,
@@ -135,6 +137,7 @@ class Settings:
     local_model_path: str = ""
     local_n_ctx: int = config.LOCAL_N_CTX
     local_n_threads: int = 0
+    database_url: str = config.DATABASE_URL
     request_timeout_s: float = config.REQUEST_TIMEOUT_S
     max_retries: int = config.MAX_RETRIES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

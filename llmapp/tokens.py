@@ -63,6 +63,10 @@ class TokenCounter(Protocol):
         """Prompt tokens for these messages, template overhead included."""
         ...
 
+    def count_message(self, message: Message) -> int:
+        """What one message adds to a prompt, its template markup included."""
+        ...
+
 
 _SEED_LOCK = threading.Lock()
 
@@ -177,12 +181,12 @@ class TiktokenCounter:
     def count_text(self, text: str) -> int:
         return len(self._enc.encode(text, disallowed_special=()))
 
+    def count_message(self, message: Message) -> int:
+        return (TOKENS_PER_MESSAGE + self.count_text(str(message.get("content") or ""))
+                + self.count_text(message.get("role", "")))
+
     def count_messages(self, messages: Sequence[Message]) -> int:
-        total = TOKENS_PER_REPLY
-        for message in messages:
-            total += TOKENS_PER_MESSAGE + self.count_text(str(message.get("content") or ""))
-            total += self.count_text(message.get("role", ""))
-        return total
+        return TOKENS_PER_REPLY + sum(self.count_message(m) for m in messages)
 
 
 @dataclass

@@ -62,3 +62,36 @@ def texts(at) -> str:
             parts.append(str(element.value))
             parts.append(str(getattr(element, "label", "")))
     return "\n".join(parts)
+
+
+class ScriptedChatModel:
+    """A chat model at llmapp's boundary: returns scripted replies in order and
+    records every prompt it was given (as text)."""
+
+    def __init__(self, replies):
+        from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+        from langchain_core.messages import AIMessage
+
+        self.prompts: list[str] = []
+        self._model = GenericFakeChatModel(messages=iter(AIMessage(r) for r in replies))
+
+    def invoke(self, prompt):
+        self.prompts.append(prompt if isinstance(prompt, str) else str(prompt))
+        return self._model.invoke(prompt)
+
+
+class LengthCounter:
+    """Counts one token per character of content; messages add no overhead.
+    Makes budgets easy to read in tests."""
+
+    name = "length"
+    exact = True
+
+    def count_text(self, text):
+        return len(text)
+
+    def count_message(self, message):
+        return len(message["content"])
+
+    def count_messages(self, messages):
+        return sum(len(m["content"]) for m in messages)

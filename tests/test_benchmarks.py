@@ -19,3 +19,13 @@ def test_streaming_benchmark_runs_and_reports_both_paths():
     data = json.loads((ROOT / "benchmarks" / "results" / "streaming.json").read_text())
     assert data["raw"]["tokens"] > 1 and data["llmapp"]["tokens"] > 1
     assert data["tokens_per_s_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_memory_benchmark_runs_and_agrees_with_the_seed():
+    result = subprocess.run([sys.executable, "benchmarks/bench_memory.py", "--turns", "100",
+                             "--measure", "1"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    data = json.loads((ROOT / "benchmarks" / "results" / "memory.json").read_text())
+    assert set(data["ms_per_turn"]) == {"seed", "count-once", "llmapp"}

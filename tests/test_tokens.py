@@ -6,20 +6,8 @@ import pytest
 
 from llmapp import tokens
 from llmapp.errors import ContextOverflowError
+from helpers import LengthCounter
 from llmapp.tokens import TiktokenCounter, fit_to_window
-
-
-class LengthCounter:
-    """Counts one token per character of content: makes budgets easy to read."""
-
-    name = "length"
-    exact = True
-
-    def count_text(self, text):
-        return len(text)
-
-    def count_messages(self, messages):
-        return sum(len(m["content"]) for m in messages)
 
 
 def msg(role, n, tag=""):

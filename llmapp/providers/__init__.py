@@ -143,8 +143,9 @@ class LocalProvider(Provider):
     def token_counter(self, settings: Settings) -> TokenCounter:
         from llmapp.providers.local import LocalCounter, get_runtime
 
-        return LocalCounter(get_runtime(settings.local_model_path, settings.local_n_ctx,
-                                        settings.local_n_threads))
+        runtime = get_runtime(settings.local_model_path, settings.local_n_ctx,
+                              settings.local_n_threads)
+        return _cached_counter(("local", id(runtime)), lambda: LocalCounter(runtime))
 
     def context_window(self, settings: Settings) -> int:
         return settings.local_n_ctx
@@ -210,7 +211,8 @@ class OpenAIProvider(Provider):
         )
 
     def token_counter(self, settings: Settings) -> TokenCounter:
-        return TiktokenCounter(self.model_name(settings))
+        model = self.model_name(settings)
+        return _cached_counter(("tiktoken", model), lambda: TiktokenCounter(model))
 
     def context_window(self, settings: Settings) -> int:
         info = self.model_info(settings)
@@ -265,6 +267,18 @@ class CompatibleProvider(OpenAIProvider):
 
     def context_window(self, settings: Settings) -> int:
         return settings.compatible_context_window
+
+
+_COUNTERS: dict[tuple, TokenCounter] = {}
+
+
+def _cached_counter(key: tuple, make) -> TokenCounter:
+    # One counter per model and process, so memory's per-message token cache
+    # (keyed by counter) survives from turn to turn.
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        counter = _COUNTERS.setdefault(key, make())
+    return counter
 
 
 def probe_server(base_url: str, api_key=None,

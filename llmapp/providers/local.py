@@ -180,6 +180,12 @@ class LocalCounter:
     def count_messages(self, messages: Sequence[dict[str, str]]) -> int:
         return self.runtime.count_messages(messages)
 
+    def count_message(self, message: dict[str, str]) -> int:
+        # What the message adds after a fixed system message: exact for
+        # templates that render each message on its own, as SmolLM2's ChatML does.
+        anchor = [{"role": "system", "content": "."}]
+        return self.runtime.count_messages(anchor + [message]) - self.runtime.count_messages(anchor)
+
 
 class ChatLocalLlama(BaseChatModel):
     """A LangChain chat model over the shared local llama.cpp runtime.

@@ -6,9 +6,13 @@ Pages call these helpers; the helpers call the rest of llmapp and render.
 from llmapp.ui.chat import chat_store, render_chat, render_message, respond
 from llmapp.ui.controls import generation_controls
 from llmapp.ui.settings import read_secrets, sidebar
-from llmapp.ui.status import local_model_notice, provider_status, roadmap
+from llmapp.ui.memory import (add_user, conversation_picker, conversation_store, export_buttons,
+                              memory_controls, memory_panel)
+from llmapp.ui.status import context_window, local_model_notice, provider_status, roadmap
 
 __all__ = [
+    "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",
+    "memory_controls", "memory_panel",
     "chat_store", "generation_controls", "local_model_notice", "provider_status",
     "read_secrets",
     "render_chat", "render_message", "respond", "roadmap", "sidebar",

@@ -8,6 +8,7 @@ import streamlit as st
 
 from llmapp.chat import ChatMessage, ChatStore, start_reply
 from llmapp.errors import LlmappError, ProviderError
+from llmapp.memory import Memory
 from llmapp.providers import GenerationParams
 from llmapp.settings import Settings
 
@@ -47,14 +48,20 @@ def render_chat(store: ChatStore) -> None:
 
 
 def respond(store: ChatStore, settings: Settings, params: GenerationParams,
-            system_prompt: str = "") -> ChatMessage:
+            system_prompt: str = "", memory: Memory | None = None) -> ChatMessage:
     """Stream the assistant's reply to the last user message, live, as
-    Markdown, and store it (or the error) in ``store``. Never raises an
+    Markdown, and store it (or the error) in ``store``. With ``memory``, its
+    strategy picks the history, and ``store.summary_state`` and
+    ``store.last_budget`` are updated. Never raises an
     :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
     with st.chat_message("assistant"):
         try:
-            with st.spinner("Preparing the model…"):
-                reply = start_reply(store, settings, params, system_prompt)
+            busy = "Summarizing older turns…" if memory and memory.strategy == "summary" \
+                else "Preparing the model…"
+            with st.spinner(busy):
+                reply = start_reply(store, settings, params, system_prompt, memory,
+                                    store.summary_state)
+            store.last_budget = reply.budget
         except LlmappError as exc:
             message = ChatMessage("assistant", "", error=str(exc),
                                   retryable=getattr(exc, "retryable", False))
@@ -73,9 +80,14 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
                 reply.stream.close()
             if message.stats is not None:
                 st.caption(message.stats.summary())
+            if memory is not None and message.error is None:
+                store.summary_state = reply.budget.summary_state
         if message.error:
             st.error(message.error, icon="⚠️")
-    store.add(message)
+    try:
+        store.add(message)
+    except LlmappError as exc:  # the reply is shown and kept in this session
+        st.warning(f"Not saved: {exc}")
     if message.error:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
                   help="Send your last message again.")

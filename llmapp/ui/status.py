@@ -55,3 +55,9 @@ def local_model_notice(settings: Settings) -> None:
                 "offline, but tiny. It often gets facts wrong and drifts on long answers. "
                 "It shows the mechanics; for quality, add an OpenAI key or an "
                 "OpenAI-compatible server in the sidebar.", icon="🐣")
+
+
+def context_window(settings: Settings) -> int:
+    """The active model's context window, in tokens."""
+    provider, _ = active_provider(settings)
+    return provider.context_window(settings)

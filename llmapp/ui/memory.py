@@ -1,0 +1,165 @@
+"""Stage 4's widgets: the conversation list, memory controls, the panel of
+what the model received, and exports."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from llmapp.chat import ChatStore
+from llmapp.conversations import ConversationStore, PersistedChatStore, StoreError, sqlite_path
+from llmapp.errors import LlmappError
+from llmapp.export import ExportError, to_finetune_jsonl, to_json, to_markdown
+from llmapp.memory import LABELS, MAX_K, STRATEGIES, Memory, MemoryReport
+from llmapp.settings import Settings
+from llmapp.ui.chat import render_message
+
+_CURRENT = "_llmapp_conversation"
+
+
+@st.cache_resource(show_spinner=False)
+def _open(path: str) -> ConversationStore:
+    return ConversationStore(path)
+
+
+def conversation_store(settings: Settings) -> ConversationStore | None:
+    """The process-wide store at ``LLMAPP_DATABASE_URL``, or None with an
+    error shown (the page then keeps its chat for this session only)."""
+    try:
+        return _open(str(sqlite_path(settings.database_url).resolve()))
+    except StoreError as exc:
+        st.error(f"{exc} Until then, this chat is kept for this browser session only.",
+                 icon="🗄️")
+        return None
+
+
+def _select(conversation_id: str) -> None:
+    st.session_state[_CURRENT] = conversation_id
+
+
+def conversation_picker(db: ConversationStore | None) -> ChatStore:
+    """The sidebar's conversation list; returns the open conversation's chat
+    store (a session-only one when there is no store)."""
+    if db is None:
+        return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
+    try:
+        conversations = db.list() or [db.create()]
+    except StoreError as exc:
+        st.error(str(exc))
+        return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
+    ids = [c.id for c in conversations]
+    if st.session_state.get(_CURRENT) not in ids:
+        _select(ids[0])
+    bar = st.sidebar
+    bar.subheader("Conversations")
+    bar.button("New conversation", icon="➕", width="stretch",
+               on_click=lambda: _select(db.create().id))
+    titles = {c.id: f"{c.title} · {c.messages} msgs" for c in conversations}
+    st.session_state["_w_conversation"] = st.session_state[_CURRENT]
+    bar.radio("Open", ids, format_func=titles.get, key="_w_conversation",
+              on_change=lambda: _select(st.session_state["_w_conversation"]),
+              label_visibility="collapsed")
+    current = st.session_state[_CURRENT]
+    with bar.expander("Rename or delete"):
+        with st.form("_rename", clear_on_submit=True, border=False):
+            title = st.text_input("New title")
+            if st.form_submit_button("Rename"):
+                try:
+                    db.rename(current, title)
+                    st.rerun()
+                except StoreError as exc:
+                    st.error(str(exc))
+        sure = st.checkbox("Yes, delete this conversation")
+        if st.button("Delete", disabled=not sure, type="primary"):
+            db.delete(current)
+            st.session_state.pop(_CURRENT, None)
+            st.rerun()
+    key = f"_llmapp_chat_memory_{current}"
+    if key not in st.session_state:
+        st.session_state[key] = db.load(current)
+    return st.session_state[key]
+
+
+def add_user(store: ChatStore, text: str) -> None:
+    """Add and draw the user's message; if it cannot be saved, say so (it
+    stays in this session)."""
+    try:
+        store.add_user(text)
+    except LlmappError as exc:
+        st.warning(f"Not saved: {exc}")
+    render_message(store.messages[-1])
+
+
+def memory_controls(window: int, max_tokens: int) -> Memory:
+    """Strategy picker and its parameter; the Memory is kept per session so
+    its token cache survives reruns."""
+    left, right = st.columns([2, 1])
+    strategy = left.selectbox("Memory strategy", STRATEGIES, format_func=LABELS.get,
+                              index=STRATEGIES.index("token_budget"), key="memory_strategy")
+    if strategy in ("window", "summary"):
+        k = right.number_input("Turns kept verbatim (k)", 0, MAX_K, 2, key="memory_k",
+                               help="A turn is your message and the reply to it.")
+    else:
+        k = 2
+        room = max(window - max_tokens, 0)
+        right.metric("Input budget", f"{room} tokens",
+                     help=f"{window}-token window minus {max_tokens} max tokens for the reply")
+    previous: Memory | None = st.session_state.get("_llmapp_memory")
+    memory = Memory(strategy, int(k), cache=previous.cache if previous else None)
+    st.session_state["_llmapp_memory"] = memory
+    return memory
+
+
+def memory_panel(report: MemoryReport | None) -> None:
+    """Exactly what the model received on the last turn, with tokens per
+    message, and what was dropped or summarized."""
+    with st.expander("What the model received this turn", expanded=report is not None):
+        if report is None:
+            st.caption("Send a message to see the exact prompt here.")
+            return
+        st.markdown(f"**{LABELS.get(report.strategy, report.strategy)}** · "
+                    f"{report.prompt_tokens} prompt tokens of a {report.window}-token window, "
+                    f"{report.max_tokens} reserved for the reply"
+                    + ("" if report.exact else " (approximate counts)"))
+        rows = [{"#": i + 1, "role": m["role"], "tokens": t,
+                 "content": m["content"] if len(m["content"]) <= 300
+                 else m["content"][:300] + "…"}
+                for i, (m, t) in enumerate(zip(report.messages, report.tokens, strict=True))]
+        st.dataframe(rows, hide_index=True, width="stretch")
+        if report.summary:
+            st.info(f"Summary of messages 1–{len(report.summarized)}: {report.summary}",
+                    icon="🗜️")
+        if report.dropped:
+            st.caption(f"Not sent: {len(report.dropped)} of the {report.earlier} earlier "
+                       f"messages (#{', #'.join(str(i + 1) for i in report.dropped[:20])}"
+                       f"{'…' if len(report.dropped) > 20 else ''}).")
+
+
+def export_buttons(db: ConversationStore | None, store: ChatStore, system_prompt: str) -> None:
+    """Download the open conversation (Markdown, JSON) and all of them as
+    OpenAI fine-tuning JSONL."""
+    bar = st.sidebar
+    bar.subheader("Export")
+    if db is None or not isinstance(store, PersistedChatStore):
+        bar.caption("Exports need the conversation store.")
+        return
+    try:
+        conv = db.get(store.conversation_id)
+        markdown = to_markdown(conv, store.messages)
+        transcript = to_json(conv, store.messages)
+    except ExportError as exc:
+        bar.caption(str(exc))
+    except StoreError as exc:
+        bar.error(str(exc))
+        return
+    else:
+        name = f"conversation-{conv.id[:8]}"
+        bar.download_button("Markdown", markdown, f"{name}.md", "text/markdown", width="stretch")
+        bar.download_button("JSON", transcript, f"{name}.json", "application/json",
+                            width="stretch")
+    try:
+        jsonl = to_finetune_jsonl((db.messages(c.id) for c in db.list()), system_prompt)
+    except (ExportError, StoreError) as exc:
+        bar.caption(str(exc))
+    else:
+        bar.download_button("Fine-tuning JSONL (all conversations)", jsonl,
+                            "finetune.jsonl", "application/jsonl", width="stretch")

@@ -1,0 +1,25 @@
+"""Stage 4: conversation memory, and exactly what the model received."""
+
+import streamlit as st
+
+from llmapp import ui
+
+st.set_page_config(page_title="4 · Memory", page_icon="🧠")
+settings = ui.sidebar()
+params, system_prompt = ui.generation_controls(settings, page="memory")
+db = ui.conversation_store(settings)
+store = ui.conversation_picker(db)
+ui.export_buttons(db, store, system_prompt)
+
+st.title("🧠 4 · Memory")
+st.caption("A model remembers only what is put back into its prompt. Pick a strategy, chat, "
+           "and open the panel below to see exactly what the model received.")
+ui.local_model_notice(settings)
+memory = ui.memory_controls(ui.context_window(settings), params.max_tokens)
+
+ui.render_chat(store)
+if prompt := st.chat_input("Tell me something to remember, then ask about it"):
+    ui.add_user(store, prompt)
+if store.awaiting_reply:
+    ui.respond(store, settings, params, system_prompt, memory=memory)
+ui.memory_panel(store.last_budget)

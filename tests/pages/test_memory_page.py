@@ -1,0 +1,122 @@
+import pytest
+
+from helpers import texts
+from llmapp.chat import ChatMessage
+from llmapp.conversations import ConversationStore
+
+PAGE = "pages/4_Memory.py"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path}/conversations.sqlite3"
+
+
+def panel_rows(at):
+    [frame] = at.dataframe
+    return frame.value.to_dict("records")
+
+
+def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    assert not at.exception
+    at.chat_input[0].set_value("My name is Ada.").run()
+    at.chat_input[0].set_value("What is my name?").run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
+    rows = panel_rows(at)
+    # token budget (the default) sent the first turn back with the second question
+    assert [r["role"] for r in rows] == ["system", "user", "assistant", "user"]
+    assert rows[1]["content"] == "My name is Ada." and rows[3]["content"] == "What is my name?"
+    assert rows[2]["content"] == at.chat_message[1].markdown[0].value
+    assert all(r["tokens"] > 0 for r in rows)
+    assert "prompt tokens of a 4096-token window" in texts(at)
+    # and it persisted
+    db = ConversationStore(tmp_path / "conversations.sqlite3")
+    [conv] = db.list()
+    assert conv.title == "My name is Ada." and conv.messages == 4
+
+
+def test_window_zero_sends_only_the_new_question(app, db_url):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    at.selectbox(key="memory_strategy").select("window").run()
+    at.number_input(key="memory_k").set_value(0).run()
+    at.chat_input[0].set_value("My name is Ada.").run()
+    at.chat_input[0].set_value("What is my name?").run()
+    rows = panel_rows(at)
+    assert [r["content"] for r in rows][1:] == ["What is my name?"]
+    assert "Not sent: 2 of the 2 earlier messages (#1, #2)." in texts(at)
+
+
+def test_conversations_are_listed_resumed_and_exported(app, db_url, tmp_path):
+    db = ConversationStore(tmp_path / "conversations.sqlite3")
+    old = db.create("Old chat")
+    db.append(old.id, ChatMessage("user", "earlier question"))
+    db.append(old.id, ChatMessage("assistant", "earlier answer"))
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    radio = at.sidebar.radio[0]
+    assert radio.value == old.id and not at.exception
+    assert [m.markdown[0].value for m in at.chat_message] == ["earlier question", "earlier answer"]
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Markdown", "JSON", "Fine-tuning JSONL (all conversations)"]
+    [new] = [b for b in at.sidebar.button if b.label == "New conversation"]
+    new.click().run()
+    assert len(at.chat_message) == 0 and len(db.list()) == 2
+    assert "This conversation is empty" in texts(at)
+
+
+def test_rename_and_delete_from_the_sidebar(app, db_url, tmp_path):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    at.chat_input[0].set_value("Plan a trip").run()
+    [title] = [t for t in at.text_input if t.label == "New title"]
+    title.input("Trip to Oslo")
+    [b for b in at.button if b.label == "Rename"][0].click().run()
+    db = ConversationStore(tmp_path / "conversations.sqlite3")
+    assert [c.title for c in db.list()] == ["Trip to Oslo"]
+    at.checkbox[0].check().run()
+    [b for b in at.button if b.label == "Delete"][0].click().run()
+    assert not at.exception
+    assert [c.messages for c in db.list()] == [0]  # a fresh, empty conversation replaced it
+
+
+def test_a_damaged_store_is_reported_and_the_chat_still_works(app, tmp_path):
+    path = tmp_path / "broken.sqlite3"
+    path.write_bytes(b"garbage" * 200)
+    at = app(PAGE, LLMAPP_DATABASE_URL=f"sqlite:///{path}")
+    assert not at.exception
+    assert "damaged" in at.error[0].value and "this browser session only" in at.error[0].value
+    at.chat_input[0].set_value("Hello").run()
+    assert [m.name for m in at.chat_message] == ["user", "assistant"] and not at.exception
+    assert path.read_bytes() == b"garbage" * 200
+
+
+def test_an_overlong_message_is_refused_and_kept(app, db_url):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url, LLMAPP_LOCAL_N_CTX="512")
+    at.chat_input[0].set_value("tea " * 600).run()
+    assert not at.exception
+    assert at.chat_message[0].markdown[0].value.startswith("tea tea")
+    assert "It was not sent" in at.chat_message[1].error[0].value
+
+
+@pytest.mark.parametrize("strategy", ["full", "window", "token_budget", "summary"])
+def test_every_strategy_holds_a_conversation_on_the_bundled_model(app, db_url, strategy):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    at.selectbox(key="memory_strategy").select(strategy).run()
+    if strategy in ("window", "summary"):
+        at.number_input(key="memory_k").set_value(1).run()
+    for text in ("I am Ada.", "I like tea.", "I live in Oslo.", "Who am I?"):
+        at.chat_input[0].set_value(text).run()
+        assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"] * 4
+    assert all(m.markdown for m in at.chat_message if m.name == "assistant")
+    rows = panel_rows(at)
+    assert rows[-1]["content"] == "Who am I?"
+    if strategy == "summary":
+        assert rows[1]["role"] == "system" and rows[1]["content"].startswith("Summary of the")
+        assert any(i.value.startswith("Summary of messages 1–4") for i in at.info)
+    if strategy == "window":
+        assert [r["content"] for r in rows if r["role"] == "user"] == ["I live in Oslo.", "Who am I?"]
+    if strategy == "full":
+        assert [r["content"] for r in rows if r["role"] == "user"] == [
+            "I am Ada.", "I like tea.", "I live in Oslo.", "Who am I?"]
