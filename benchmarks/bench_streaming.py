@@ -33,7 +33,8 @@ def raw_run(runtime, max_tokens: int) -> dict:
     first = last = None
     parts = []
     for event in runtime.llama.create_chat_completion(messages=messages, stream=True,
-                                                      temperature=0, max_tokens=max_tokens):
+                                                      temperature=0, max_tokens=max_tokens,
+                                                      repeat_penalty=1.1):
         text = event["choices"][0].get("delta", {}).get("content")
         if text:
             now = time.perf_counter()

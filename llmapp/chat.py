@@ -33,6 +33,10 @@ class ChatMessage:
         error: a user-facing error message when the reply failed.
         retryable: whether retrying the same request may succeed.
         notices: sentences the UI shows under the message (e.g. dropped turns).
+        sources: for a grounded answer, the numbered chunks it was given, as
+            dicts ``{n, source, page, index, score, text, cited}`` where
+            ``cited`` is ``"model"``, ``"matched"`` (attributed by llmapp)
+            or ``""`` (given but unused).
     """
 
     role: str
@@ -41,6 +45,7 @@ class ChatMessage:
     error: str | None = None
     retryable: bool = False
     notices: list[str] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""

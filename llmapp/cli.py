@@ -2,6 +2,10 @@
 
     llmapp chat "PROMPT" [--provider ...] [--model ...] [--system ...] ...
     llmapp doctor
+    llmapp ingest PATH... [--collection] [--chunking] [--chunk-size] [--chunk-overlap]
+    llmapp search QUERY [--collection] [--k] [--mmr] [--json]
+    llmapp ask QUESTION [--collection] [--k]
+    llmapp collections
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -10,9 +14,11 @@ failed, 2 for bad settings or arguments.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from llmapp import config
 from llmapp.chat import ChatStore, start_reply
@@ -79,6 +85,109 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok_active else 1
 
 
+def _files(paths: Sequence[str]) -> list[tuple[Path, str]]:
+    """(file, source name) for each path; directories recurse, keeping files
+    of supported types, named by their path below the directory's parent."""
+    from llmapp.rag.loaders import SUPPORTED
+
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if file.suffix.lower() in SUPPORTED:
+                    out.append((file, file.relative_to(path.parent).as_posix()))
+        else:
+            out.append((path, path.name))
+    return out
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """``llmapp ingest``: load, chunk, embed and store files; one line each.
+    Exit 1 if any file failed (the others are still ingested)."""
+    from tqdm import tqdm
+
+    from llmapp.rag import IngestError, RagError
+    from llmapp.rag.chunking import ChunkSettings
+    from llmapp.rag.store import knowledge_base
+
+    chunking = ChunkSettings(args.chunking, args.chunk_size, args.chunk_overlap)
+    files = _files(args.paths)
+    if not files:
+        raise ConfigError("No files to ingest (supported: .txt, .md, .pdf, .html).")
+    kb = knowledge_base(_settings_from(args))
+    failed = 0
+    with tqdm(files, unit="file", file=sys.stderr, disable=args.quiet) as bar:
+        for path, source in bar:
+            bar.set_postfix_str(source[-40:])
+            try:
+                result = kb.ingest(args.collection, path.read_bytes(), source, chunking)
+            except (IngestError, RagError, OSError) as exc:
+                failed += 1
+                bar.write(f"failed   {source}: {exc}", file=sys.stdout)
+                continue
+            bar.write(f"{result.status:<8} {source}: {result.chunks} chunks", file=sys.stdout)
+    print(f"{len(files) - failed} of {len(files)} files in collection {args.collection!r} "
+          f"({chunking.describe()})")
+    return 1 if failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """``llmapp search``: the nearest chunks, as text or ``--json``
+    (a list of ``{id, source, page, score, text}``)."""
+    from llmapp.rag.store import knowledge_base
+
+    hits = knowledge_base(_settings_from(args)).search(args.collection, args.query, args.k,
+                                                       mmr=args.mmr)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    for n, hit in enumerate(hits, start=1):
+        print(f"[{n}] {hit.score:.3f}  {hit.cite()}\n    {' '.join(hit.text.split())[:300]}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """``llmapp ask``: a cited answer, streamed, then its numbered sources."""
+    from llmapp.rag.answer import RetrievalSettings, start_answer
+    from llmapp.rag.store import knowledge_base
+
+    settings = _settings_from(args)
+    store = ChatStore()
+    store.add_user(args.question)
+    params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
+    rag = start_answer(knowledge_base(settings), args.collection, store, settings, params,
+                       RetrievalSettings(k=args.k))
+    for text in rag.reply.stream:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    message = rag.message()
+    print("\n\nSources:")
+    for s in message.sources:
+        mark = {"model": "cited", "matched": "matched by llmapp", "": "not used"}[s["cited"]]
+        page = f", page {s['page']}" if s["page"] else ""
+        print(f"  [{s['n']}] {s['source']}{page}, chunk {s['index']} ({mark})")
+    print(reply_stats(message), file=sys.stderr)
+    return 0
+
+
+def reply_stats(message) -> str:
+    return message.stats.summary() if message.stats else ""
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    """``llmapp collections``: each collection with its counts and embedder."""
+    from llmapp.rag.store import knowledge_base
+
+    infos = knowledge_base(_settings_from(args)).collections()
+    if not infos:
+        print("no collections yet: llmapp ingest data/handbook")
+    for c in infos:
+        print(f"{c.name}: {c.documents} documents, {c.chunks} chunks, {c.embedder} "
+              f"({c.dimension} dims), {c.chunking}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="llmapp", description=__doc__.split("\n\n")[0])
@@ -108,6 +217,44 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="which providers can run, and why")
     provider_args(doctor)
     doctor.set_defaults(func=cmd_doctor)
+
+    from llmapp.rag.chunking import (DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE,
+                                     STRATEGIES as CHUNKINGS)
+    from llmapp.rag.store import DEFAULT_COLLECTION
+
+    def collection_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--collection", default=DEFAULT_COLLECTION,
+                       help=f"Chroma collection (default {DEFAULT_COLLECTION})")
+
+    ingest = sub.add_parser("ingest", help="add files or folders to a collection")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    collection_arg(ingest)
+    ingest.add_argument("--chunking", choices=CHUNKINGS, default="recursive")
+    ingest.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                        help="characters per chunk")
+    ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
+                        help="characters shared by neighbouring chunks")
+    ingest.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ingest.set_defaults(func=cmd_ingest)
+
+    search = sub.add_parser("search", help="the chunks closest to a query")
+    search.add_argument("query")
+    collection_arg(search)
+    search.add_argument("--k", type=int, default=4)
+    search.add_argument("--mmr", action="store_true", help="max marginal relevance")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    ask = sub.add_parser("ask", help="a cited answer from a collection")
+    ask.add_argument("question")
+    collection_arg(ask)
+    provider_args(ask)
+    ask.add_argument("--k", type=int, default=4)
+    ask.add_argument("--max-tokens", type=int, default=config.DEFAULT_MAX_TOKENS)
+    ask.set_defaults(func=cmd_ask)
+
+    collections = sub.add_parser("collections", help="collections and their counts")
+    collections.set_defaults(func=cmd_collections)
     return parser
 
 

@@ -90,6 +90,8 @@ MAX_TOKENS_LIMIT = 4096
 
 # --- files -----------------------------------------------------------------
 
+CHROMA_PATH = ".llmapp/chroma"
+"""Folder of the on-disk Chroma store (stage 3), relative to the working directory."""
 DATABASE_URL = "sqlite:///.llmapp/conversations.sqlite3"
 """Where conversations persist (stage 4), relative to the working directory."""
 

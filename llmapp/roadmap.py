@@ -37,7 +37,7 @@ STAGES: tuple[Stage, ...] = (
           "and what it cost in time and tokens."),
     Stage(2, "Prompt chains", None,
           "Templates, few-shot example selectors, multi-step chains and structured output."),
-    Stage(3, "RAG over Chroma", None,
+    Stage(3, "RAG over Chroma", "pages/3_RAG.py",
           "Chunk and embed your documents, retrieve the relevant chunks, answer with citations."),
     Stage(4, "Memory", "pages/4_Memory.py",
           "Window, token-budget and summary memory; conversations that persist and export, "

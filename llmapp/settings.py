@@ -43,6 +43,13 @@ def _provider(raw: Any) -> str:
     return value
 
 
+def _choice(raw: Any, options: tuple[str, ...]) -> str:
+    value = _text(raw).lower()
+    if value not in options:
+        raise ValueError(f"must be one of {', '.join(options)}")
+    return value
+
+
 def _url(raw: Any) -> str:
     value = _text(raw).rstrip("/")
     if value and not value.startswith(("http://", "https://")):
@@ -111,6 +118,17 @@ SPECS: dict[str, Spec] = {
                                    "CPU threads for the local model (0: all cores)"),
     "LLMAPP_DATABASE_URL": Spec("database_url", _text, config.DATABASE_URL,
                                 "where conversations persist: sqlite:///path"),
+    "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
+                            "local (all-MiniLM-L6-v2, offline) or openai"),
+    "LLMAPP_CHROMA_PATH": Spec("chroma_path", _text, config.CHROMA_PATH,
+                               "folder of the on-disk Chroma store"),
+    "CHROMA_HOST": Spec("chroma_host", _text, "", "a Chroma server's host; set to use it"),
+    "CHROMA_PORT": Spec("chroma_port", _positive_int, 8000, "the Chroma server's port"),
+    "CHROMA_SSL": Spec("chroma_ssl", lambda raw: _choice(raw, ("true", "false")) == "true",
+                       False, "true to reach the Chroma server over HTTPS"),
+    "CHROMA_HEADERS": Spec("chroma_headers", _secret, None,
+                           "JSON object of HTTP headers for the Chroma server, e.g. auth",
+                           secret=True),
     "LLMAPP_REQUEST_TIMEOUT": Spec("request_timeout_s", _positive_float, config.REQUEST_TIMEOUT_S,
                                    "seconds to wait for a remote model before retrying"),
     "LLMAPP_MAX_RETRIES": Spec("max_retries", _non_negative_int, config.MAX_RETRIES,
@@ -138,6 +156,12 @@ class Settings:
     local_n_ctx: int = config.LOCAL_N_CTX
     local_n_threads: int = 0
     database_url: str = config.DATABASE_URL
+    embedder: str = "local"
+    chroma_path: str = config.CHROMA_PATH
+    chroma_host: str = ""
+    chroma_port: int = 8000
+    chroma_ssl: bool = False
+    chroma_headers: SecretStr | None = None
     request_timeout_s: float = config.REQUEST_TIMEOUT_S
     max_retries: int = config.MAX_RETRIES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -95,3 +95,8 @@ class LengthCounter:
 
     def count_messages(self, messages):
         return sum(len(m["content"]) for m in messages)
+
+
+def chroma_settings(path, **extra):
+    """Settings with the on-disk Chroma store at ``path``."""
+    return resolve(environ={"LLMAPP_CHROMA_PATH": str(path), **extra}, env_file={})

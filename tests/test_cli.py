@@ -1,10 +1,11 @@
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from helpers import free_port
+from helpers import ROOT, free_port
 
 
 def run(*args, **env):
@@ -51,4 +52,46 @@ def test_an_unreachable_server_is_one_line():
     result = run("chat", "hi", "--base-url", f"http://127.0.0.1:{free_port()}/v1",
                  LLMAPP_MAX_RETRIES="0")
     assert result.returncode == 1 and "Could not connect" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_rag_commands_ingest_search_ask_and_list(tmp_path):
+    env = {"LLMAPP_CHROMA_PATH": str(tmp_path / "chroma")}
+    bad = tmp_path / "docs" / "broken.pdf"
+    bad.parent.mkdir()
+    bad.write_bytes(b"%PDF-1.4 not really")
+    (tmp_path / "docs" / "notes.md").write_text("# Notes\n\nThe launch code is 4242.\n")
+    (tmp_path / "docs" / "skip.png").write_bytes(b"\x89PNG")
+    result = run("ingest", str(ROOT / "data" / "handbook"), str(bad.parent), "-q", **env)
+    assert result.returncode == 1  # one file failed; the others are in
+    lines = result.stdout.splitlines()
+    assert "added    handbook/01_roadmap.md: 3 chunks" in lines
+    assert any(line.startswith("failed   docs/broken.pdf: ") and "damaged" in line
+               for line in lines)
+    assert "added    docs/notes.md: 1 chunks" in lines and "skip.png" not in result.stdout
+    assert lines[-1].startswith("4 of 5 files in collection 'handbook'")
+    again = run("ingest", str(ROOT / "data" / "handbook"), "-q", **env)
+    assert again.returncode == 0 and again.stdout.count("unchanged") == 3
+
+    found = run("search", "What is the launch code?", "--k", "2", "--json", **env)
+    data = json.loads(found.stdout)
+    assert [set(hit) for hit in data] == [{"id", "source", "page", "score", "text"}] * 2
+    assert data[0]["source"] == "docs/notes.md" and "4242" in data[0]["text"]
+    assert isinstance(data[0]["score"], float)
+
+    listed = run("collections", **env)
+    assert listed.stdout.startswith("handbook: 4 documents, 11 chunks, local:all-MiniLM-L6-v2")
+
+    answer = run("ask", "How many dimensions does all-MiniLM-L6-v2 produce?", "--k", "2",
+                 "--max-tokens", "40", **env)
+    assert answer.returncode == 0, answer.stderr
+    assert "Sources:\n  [1] handbook/03_rag_in_practice.pdf, page 2" in answer.stdout
+
+
+def test_rag_commands_explain_a_missing_collection(tmp_path):
+    result = run("search", "anything", "--collection", "nothing-here",
+                 LLMAPP_CHROMA_PATH=str(tmp_path / "chroma"))
+    assert result.returncode == 1
+    assert "There is no collection 'nothing-here'" in result.stderr
     assert "Traceback" not in result.stderr

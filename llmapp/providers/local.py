@@ -208,6 +208,9 @@ class ChatLocalLlama(BaseChatModel):
     max_tokens: int = config.DEFAULT_MAX_TOKENS
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
+    repeat_penalty: float = 1.1
+    """llama.cpp's own default (its CLI); llama-cpp-python's API defaults to
+    1.0, with which the 135M model loops far more often."""
     lock_timeout_s: float = config.LOCAL_LOCK_TIMEOUT_S
 
     @property
@@ -228,6 +231,7 @@ class ChatLocalLlama(BaseChatModel):
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "stop": list(stop or self.stop) or None,
+            "repeat_penalty": self.repeat_penalty,
         }
         if self.seed is not None:
             args["seed"] = self.seed

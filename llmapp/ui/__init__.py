@@ -8,9 +8,13 @@ from llmapp.ui.controls import generation_controls
 from llmapp.ui.settings import read_secrets, sidebar
 from llmapp.ui.memory import (add_user, conversation_picker, conversation_store, export_buttons,
                               memory_controls, memory_panel)
+from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_base,
+                           render_rag_chat, render_sources, retrieval_controls)
 from llmapp.ui.status import context_window, local_model_notice, provider_status, roadmap
 
 __all__ = [
+    "answer", "collection_manager", "ingest_panel", "knowledge_base", "render_rag_chat",
+    "render_sources", "retrieval_controls",
     "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",
     "memory_controls", "memory_panel",
     "chat_store", "generation_controls", "local_model_notice", "provider_status",

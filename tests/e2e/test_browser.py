@@ -21,7 +21,10 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 def app_url(tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMAPP_"))}
-    env["LLMAPP_ENV_FILE"] = str(tmp_path_factory.getbasetemp() / "absent.env")
+    base = tmp_path_factory.getbasetemp()
+    env["LLMAPP_ENV_FILE"] = str(base / "absent.env")
+    env["LLMAPP_CHROMA_PATH"] = str(base / "e2e-chroma")
+    env["LLMAPP_DATABASE_URL"] = f"sqlite:///{base}/e2e-conversations.sqlite3"
     log = (tmp_path_factory.mktemp("streamlit") / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
@@ -91,3 +94,33 @@ def test_simple_prompt_streams_a_rendered_answer(app_url, page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "simple_prompt.png", full_page=True)
     assert (ARTIFACTS / "simple_prompt.png").stat().st_size > 10_000
+
+
+def test_rag_upload_ingests_good_files_and_reports_bad_ones(app_url, page, tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for text in ("Zorblax is the capital of the planet Quoom.",
+                 "The Quoom moons are called Fid and Nerrit."):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=12)
+        pdf.multi_cell(0, 8, text)
+    good = tmp_path / "quoom.pdf"
+    good.write_bytes(bytes(pdf.output()))
+    bad = tmp_path / "photo.txt"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    page.goto(f"{app_url}/RAG")
+    page.get_by_text("Upload files").first.wait_for(timeout=60_000)
+    page.locator("input[type=file]").set_input_files([str(good), str(bad)])
+    page.get_by_role("button", name="Ingest uploads").click()
+    page.get_by_text("quoom.pdf: added, 2 chunks").wait_for(timeout=120_000)
+    assert page.get_by_text("photo.txt: this looks like a binary file").is_visible()
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("What are the moons of Quoom called?")
+    box.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    answer.get_by_text("tokens/s").wait_for(timeout=120_000)
+    source = answer.get_by_test_id("stExpander").first
+    assert "[1] quoom.pdf, page 2" in source.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "rag.png", full_page=True)

@@ -1,0 +1,147 @@
+"""Chunking strategies. Sizes are in characters.
+
+Chunking decides what retrieval can find. Whole documents are too coarse to
+find; single sentences are easy to find but carry too little. The strategies:
+
+* ``recursive``: windows of at most ``chunk_size`` characters, cut at
+  paragraph, then line, then word boundaries, each overlapping the previous by
+  ``chunk_overlap`` characters (LangChain's RecursiveCharacterTextSplitter).
+* ``sentence``: one chunk per sentence (pysbd's rule-based sentence boundaries).
+* ``parent-child``: small child chunks (``chunk_size``) are embedded and
+  searched; each carries its parent section (``parent_size``), which is what
+  the answer gets to read.
+* ``markdown``: sections under Markdown headers, each split like ``recursive``
+  if too long; the header path is kept (LangChain's MarkdownHeaderTextSplitter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmapp.errors import ConfigError
+from llmapp.rag.loaders import Section
+
+STRATEGIES = ("recursive", "sentence", "parent-child", "markdown")
+DEFAULT_CHUNK_SIZE = 800
+DEFAULT_CHUNK_OVERLAP = 120
+DEFAULT_PARENT_SIZE = 2400
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a document.
+
+    Attributes:
+        text: what is embedded and searched.
+        index: position in the document, from 0.
+        page: 1-based PDF page, or None.
+        parent: the larger section returned instead of ``text`` (parent-child).
+        headers: the Markdown header path, e.g. ``"Guide > Setup"``.
+    """
+
+    text: str
+    index: int
+    page: int | None = None
+    parent: str | None = None
+    headers: str | None = None
+
+    @property
+    def context(self) -> str:
+        """What an answer reads: the parent when there is one, else the text."""
+        return self.parent or self.text
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How to chunk.
+
+    Raises:
+        ConfigError: unknown strategy, a size below 50 or above 20,000
+            characters, or an overlap not smaller than the size.
+    """
+
+    strategy: str = "recursive"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+    parent_size: int = DEFAULT_PARENT_SIZE
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"Unknown chunking {self.strategy!r}: use one of "
+                              f"{', '.join(STRATEGIES)}.")
+        for name in ("chunk_size", "parent_size"):
+            value = getattr(self, name)
+            if not 50 <= value <= 20_000:
+                raise ConfigError(f"{name} must be 50 to 20,000 characters, got {value}.")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(f"chunk_overlap must be 0 or more and below chunk_size "
+                              f"({self.chunk_size}), got {self.chunk_overlap}.")
+        if self.strategy == "parent-child" and self.parent_size <= self.chunk_size:
+            raise ConfigError("parent_size must be larger than chunk_size for parent-child.")
+
+    def describe(self) -> str:
+        """E.g. ``"recursive, 800 chars, 120 overlap"``."""
+        if self.strategy == "sentence":
+            return "sentence"
+        text = f"{self.strategy}, {self.chunk_size} chars, {self.chunk_overlap} overlap"
+        return text + (f", parents {self.parent_size}" if self.strategy == "parent-child" else "")
+
+
+def _splitter(size: int, overlap: int):
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap,
+                                          length_function=len, strip_whitespace=True)
+
+
+def _sentences(text: str) -> list[str]:
+    import pysbd
+
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    return [s.strip() for s in segmenter.segment(text) if s.strip()]
+
+
+def _markdown_sections(text: str) -> list[tuple[str, str | None]]:
+    from langchain_text_splitters import MarkdownHeaderTextSplitter
+
+    splitter = MarkdownHeaderTextSplitter(
+        headers_to_split_on=[("#", "h1"), ("##", "h2"), ("###", "h3")], strip_headers=False)
+    out = []
+    for doc in splitter.split_text(text):
+        path = " > ".join(doc.metadata[k] for k in ("h1", "h2", "h3") if k in doc.metadata)
+        out.append((doc.page_content, path or None))
+    return out
+
+
+def chunk(sections: Sequence[Section], settings: ChunkSettings = ChunkSettings()) -> list[Chunk]:
+    """Split a document's sections into chunks, numbered from 0 across pages.
+
+    Chunks never span two PDF pages, so each keeps its page number.
+    """
+    chunks: list[Chunk] = []
+
+    def add(text: str, page, parent=None, headers=None) -> None:
+        if text.strip():
+            chunks.append(Chunk(text.strip(), len(chunks), page, parent, headers))
+
+    for section in sections:
+        if settings.strategy == "recursive":
+            for piece in _splitter(settings.chunk_size, settings.chunk_overlap).split_text(
+                    section.text):
+                add(piece, section.page)
+        elif settings.strategy == "sentence":
+            for sentence in _sentences(section.text):
+                add(sentence, section.page)
+        elif settings.strategy == "parent-child":
+            parents = _splitter(settings.parent_size, 0).split_text(section.text)
+            children = _splitter(settings.chunk_size, settings.chunk_overlap)
+            for parent in parents:
+                for piece in children.split_text(parent):
+                    add(piece, section.page, parent=parent.strip())
+        else:
+            splitter = _splitter(settings.chunk_size, settings.chunk_overlap)
+            for body, headers in _markdown_sections(section.text):
+                for piece in splitter.split_text(body):
+                    add(piece, section.page, headers=headers)
+    return chunks

@@ -1,0 +1,233 @@
+"""Stage 3's widgets: ingestion with progress, the collection manager,
+retrieval settings, and answers with their sources."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+
+from llmapp.chat import ChatMessage, ChatStore
+from llmapp.errors import LlmappError, ProviderError
+from llmapp.providers import GenerationParams
+from llmapp.rag import IngestError, RagError
+from llmapp.rag.answer import RetrievalSettings, start_answer
+from llmapp.rag.chunking import (DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, DEFAULT_PARENT_SIZE,
+                                 STRATEGIES, ChunkSettings)
+from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
+from llmapp.rag.loaders import SUPPORTED
+from llmapp.rag.store import DEFAULT_COLLECTION, KnowledgeBase, make_client
+from llmapp.settings import Settings
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "handbook"
+NEW = "➕ new collection…"
+
+
+@st.cache_resource(show_spinner="Opening the vector store…")
+def _client(path: str, host: str, port: int, ssl: bool, headers_hash: str, _settings: Settings):
+    return make_client(_settings)
+
+
+def knowledge_base(settings: Settings) -> KnowledgeBase | None:
+    """The knowledge base for these settings, or None with the error shown.
+    The Chroma client is shared by sessions; an OpenAI embedder (which may
+    carry a session's key) is built per session."""
+    headers = settings.chroma_headers.get_secret_value() if settings.chroma_headers else ""
+    try:
+        client = _client(settings.chroma_path, settings.chroma_host, settings.chroma_port,
+                         settings.chroma_ssl, hashlib.sha256(headers.encode()).hexdigest(),
+                         settings)
+        embedder = LocalEmbeddings() if settings.embedder == "local" else get_embedder(settings)
+        return KnowledgeBase(client, embedder)
+    except LlmappError as exc:
+        st.error(str(exc), icon="🗄️")
+        return None
+
+
+def _chunk_settings() -> ChunkSettings | None:
+    c1, c2, c3 = st.columns(3)
+    strategy = c1.selectbox("Chunking", STRATEGIES, key="rag_chunking",
+                            help="recursive: windows with overlap; sentence: one per sentence; "
+                                 "parent-child: search small chunks, read their parent; "
+                                 "markdown: split at headers.")
+    size = c2.number_input("Chunk size (characters)", 50, 20_000, DEFAULT_CHUNK_SIZE, 50,
+                           key="rag_chunk_size", disabled=strategy == "sentence")
+    overlap = c3.number_input("Overlap (characters)", 0, 10_000, DEFAULT_CHUNK_OVERLAP, 10,
+                              key="rag_chunk_overlap", disabled=strategy == "sentence")
+    parent = DEFAULT_PARENT_SIZE
+    if strategy == "parent-child":
+        parent = st.number_input("Parent size (characters)", 100, 20_000, DEFAULT_PARENT_SIZE,
+                                 100, key="rag_parent_size")
+    try:
+        return ChunkSettings(strategy, int(size), int(overlap), int(parent))
+    except LlmappError as exc:
+        st.error(str(exc))
+        return None
+
+
+def ingest_panel(kb: KnowledgeBase) -> str:
+    """Pick or name a collection, upload files or load the sample handbook,
+    and ingest with a progress bar and a result per file. Returns the
+    collection to ask."""
+    existing = [c.name for c in kb.collections()]
+    options = existing + [NEW]
+    pending = st.session_state.pop("_rag_select", None)
+    if pending in existing:
+        st.session_state["rag_collection"] = pending
+    elif st.session_state.get("rag_collection") not in options:
+        st.session_state["rag_collection"] = (
+            DEFAULT_COLLECTION if DEFAULT_COLLECTION in existing else options[0])
+    choice = st.selectbox("Collection", options, key="rag_collection")
+    name = choice
+    if choice.startswith("➕"):
+        name = st.text_input("New collection name", DEFAULT_COLLECTION, key="rag_new_name")
+    shown = st.session_state.pop("_rag_results", [])
+    with st.expander("Add documents", expanded=not existing or bool(shown)):
+        chunking = _chunk_settings()
+        files = st.file_uploader("Upload files", type=[s[1:] for s in SUPPORTED],
+                                 accept_multiple_files=True, key="rag_upload")
+        left, right = st.columns(2)
+        upload = left.button("Ingest uploads", disabled=not files or chunking is None,
+                             width="stretch")
+        sample = right.button("Ingest the sample handbook", disabled=chunking is None,
+                              width="stretch", help=f"{len(list(SAMPLE.glob('*')))} files in "
+                                                    "data/handbook: .md, .txt and .pdf")
+        for level, text in shown:
+            (st.success if level == "ok" else st.error)(text, icon="📄")
+        batch = []
+        if upload and files:
+            batch = [(f.name, f.getvalue()) for f in files]
+        elif sample:
+            batch = [(p.name, p.read_bytes()) for p in sorted(SAMPLE.iterdir()) if p.is_file()
+                     and p.suffix in SUPPORTED]
+        if batch and chunking is not None:
+            _ingest(kb, name, batch, chunking)
+            if choice == NEW:  # show the new collection as the selected one
+                st.session_state["_rag_select"] = name
+                st.rerun()
+    return name
+
+
+def _ingest(kb: KnowledgeBase, name: str, batch: list[tuple[str, bytes]],
+            chunking: ChunkSettings) -> None:
+    progress = st.progress(0.0, text="Embedding…")
+    results = st.session_state["_rag_results"] = []
+    for i, (source, data) in enumerate(batch, start=1):
+        progress.progress((i - 1) / len(batch), text=f"{source} ({i} of {len(batch)})")
+        try:
+            result = kb.ingest(name, data, source, chunking)
+        except (IngestError, RagError) as exc:
+            results.append(("error", str(exc)))
+            st.error(str(exc), icon="📄")
+            continue
+        verb = {"added": "added", "replaced": "replaced (it had changed)",
+                "unchanged": "unchanged, nothing added"}[result.status]
+        text = f"{source}: {verb}, {result.chunks} chunks ({result.seconds:.1f} s)"
+        results.append(("ok", text))
+        st.success(text, icon="📄")
+    progress.progress(1.0, text=f"Done: {len(batch)} files")
+
+
+def collection_manager(kb: KnowledgeBase, name: str) -> list[str]:
+    """Counts, documents with delete buttons, and reset. Returns the
+    collection's document names."""
+    infos = {c.name: c for c in kb.collections()}
+    with st.sidebar.expander("Collections", expanded=False):
+        if not infos:
+            st.caption("None yet.")
+        for info in infos.values():
+            st.markdown(f"**{info.name}** · {info.documents} documents, {info.chunks} chunks  \n"
+                        f"<small>{info.embedder} · {info.chunking}</small>",
+                        unsafe_allow_html=True)
+    if name not in infos:
+        return []
+    documents = kb.documents(name)
+    with st.sidebar.expander(f"Documents in {name}", expanded=False):
+        for source, count in documents.items():
+            cols = st.columns([4, 1])
+            cols[0].caption(f"{source} · {count} chunks")
+            if cols[1].button("🗑", key=f"del_{name}_{source}", help=f"Delete {source}"):
+                kb.delete_document(name, source)
+                st.rerun()
+        sure = st.checkbox(f"Yes, delete all of {name}", key=f"reset_{name}")
+        if st.button("Reset collection", disabled=not sure, type="primary"):
+            kb.reset(name)
+            st.rerun()
+    return list(documents)
+
+
+def retrieval_controls(documents: list[str]) -> RetrievalSettings:
+    """k, MMR, score threshold and a source filter, in the sidebar."""
+    bar = st.sidebar
+    bar.subheader("Retrieval")
+    k = bar.slider("Chunks to retrieve (k)", 1, 10, 4, key="rag_k")
+    mmr = bar.toggle("Max marginal relevance", key="rag_mmr",
+                     help="Prefer relevant chunks that differ from each other.")
+    threshold = bar.slider("Minimum similarity", 0.0, 1.0, 0.0, 0.05, key="rag_threshold",
+                           help="Cosine similarity; 0 keeps every retrieved chunk.")
+    sources = bar.multiselect("Only these documents", documents, key="rag_sources")
+    return RetrievalSettings(k=k, mmr=mmr, score_threshold=threshold or None,
+                             sources=tuple(sources) or None)
+
+
+def render_sources(message: ChatMessage) -> None:
+    """The numbered sources of an answer, each expandable, marked cited,
+    matched by llmapp, or unused."""
+    if not message.sources:
+        return
+    matched = any(s["cited"] == "matched" for s in message.sources)
+    cited = any(s["cited"] == "model" for s in message.sources)
+    if matched:
+        st.caption("The model cited no source; llmapp matched its sentences to the closest "
+                   "sources by embedding similarity.")
+    elif not cited:
+        st.caption("No source was cited or matched: check the answer against them.")
+    for s in message.sources:
+        page = f", page {s['page']}" if s["page"] else ""
+        mark = {"model": "✅ cited", "matched": "🔗 matched", "": "·"}[s["cited"]]
+        with st.expander(f"[{s['n']}] {s['source']}{page}, chunk {s['index']} · "
+                         f"similarity {s['score']:.2f} · {mark}"):
+            st.text(s["text"])
+
+
+def render_rag_chat(store: ChatStore) -> None:
+    """The transcript with each answer's sources."""
+    from llmapp.ui.chat import _render_body
+
+    for message in store:
+        with st.chat_message(message.role):
+            _render_body(message)
+            render_sources(message)
+    last = store.messages[-1] if len(store) else None
+    if last is not None and last.error is not None:
+        st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply)
+
+
+def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
+           params: GenerationParams, retrieval: RetrievalSettings) -> None:
+    """Retrieve, stream a cited answer, show its sources, and store it."""
+    with st.chat_message("assistant"):
+        try:
+            with st.spinner("Retrieving…"):
+                rag = start_answer(kb, name, store, settings, params, retrieval)
+        except LlmappError as exc:
+            message = ChatMessage("assistant", "", error=str(exc),
+                                  retryable=getattr(exc, "retryable", False))
+        else:
+            for notice in rag.reply.notices:
+                st.caption(f"ℹ️ {notice}")
+            try:
+                st.write_stream(rag.reply.stream)
+            except ProviderError as exc:
+                message = rag.reply.failed(exc)
+            else:
+                message = rag.message()
+            finally:
+                rag.reply.stream.close()
+            if message.stats is not None:
+                st.caption(message.stats.summary())
+            render_sources(message)
+        if message.error:
+            st.error(message.error, icon="⚠️")
+    store.add(message)

@@ -1,0 +1,28 @@
+"""Stage 3: answers grounded in your documents, with citations."""
+
+import streamlit as st
+
+from llmapp import ui
+from llmapp.providers import GenerationParams
+
+st.set_page_config(page_title="3 · RAG", page_icon="📚")
+settings = ui.sidebar()
+
+st.title("📚 3 · RAG over Chroma")
+st.caption("Retrieve the chunks of your documents closest to the question, add them to the "
+           "prompt, and answer from them, citing each one. Every source is shown.")
+ui.local_model_notice(settings)
+kb = ui.knowledge_base(settings)
+if kb is None:
+    st.stop()
+name = ui.ingest_panel(kb)
+documents = ui.collection_manager(kb, name)
+retrieval = ui.retrieval_controls(documents)
+store = ui.chat_store(f"rag_{name}")
+st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
+
+ui.render_rag_chat(store)
+if prompt := st.chat_input(f"Ask the {name} collection", disabled=not documents):
+    ui.render_message(store.add_user(prompt))
+if store.awaiting_reply:
+    ui.answer(kb, name, store, settings, GenerationParams(temperature=0.2), retrieval)

@@ -1,0 +1,128 @@
+"""Loaders and chunkers on real files the tests make."""
+
+import io
+
+import pytest
+from fpdf import FPDF
+from pypdf import PdfReader, PdfWriter
+
+from llmapp.errors import ConfigError
+from llmapp.rag import IngestError
+from llmapp.rag.chunking import ChunkSettings, chunk
+from llmapp.rag.loaders import MAX_FILE_BYTES, Section, load
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    pdf = FPDF()
+    for text in pages:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.multi_cell(0, 6, text)
+    return bytes(pdf.output())
+
+
+def encrypt(data: bytes, password: str = "secret") -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_pages_keep_their_numbers():
+    sections = load(make_pdf(["Alpha page.", "Beta page.", "Gamma page."]), "three.pdf")
+    assert [s.page for s in sections] == [1, 2, 3]
+    assert "Beta" in sections[1].text and "Beta" not in sections[0].text
+
+
+def test_text_markdown_and_html():
+    assert load("héllo wörld".encode(), "a.txt") == [Section("héllo wörld")]
+    assert load(b"# Title\n\nBody", "a.md")[0].text.startswith("# Title")
+    html = b"<html><head><style>p{}</style><script>x()</script></head><body><h1>Hi</h1>" \
+           b"<p>There</p></body></html>"
+    text = load(html, "page.html")[0].text
+    assert "Hi" in text and "There" in text and "x()" not in text and "p{}" not in text
+    assert load("\ufeffbom".encode(), "b.txt")[0].text == "bom"
+    assert load("utf16".encode("utf-16"), "c.txt")[0].text == "utf16"
+
+
+@pytest.mark.parametrize("data,name,words", [
+    (b"", "empty.txt", "is empty"),
+    (b"   \n\t ", "blank.md", "is empty"),
+    (b"\x89PNG\r\n\x1a\n\0\0\0IHDR", "image.txt", "binary"),
+    ("café".encode("latin-1"), "latin.txt", "not UTF-8"),
+    (b"%PDF-1.7\nthis is not really a pdf", "broken.pdf", "damaged"),
+    (b"PK\x03\x04 zip", "report.docx", ".docx is not supported"),
+    (b"data", "noext", "without an extension"),
+])
+def test_bad_files_get_a_clear_message(data, name, words):
+    with pytest.raises(IngestError) as err:
+        load(data, name)
+    assert name in str(err.value) and words in str(err.value)
+
+
+def test_encrypted_pdf_is_refused():
+    with pytest.raises(IngestError, match="encrypted"):
+        load(encrypt(make_pdf(["Top secret."])), "locked.pdf")
+
+
+def test_oversized_file_is_refused_before_parsing():
+    with pytest.raises(IngestError, match="over the 20 MiB limit"):
+        load(b"a" * (MAX_FILE_BYTES + 1), "big.txt")
+    with pytest.raises(IngestError, match="50 MiB is over"):
+        load(b"a" * (50 * 2**20), "fifty.txt")
+
+
+def test_recursive_chunks_respect_size_and_overlap():
+    text = " ".join(f"word{i}" for i in range(600))
+    chunks = chunk([Section(text)], ChunkSettings("recursive", 200, 50))
+    assert all(len(c.text) <= 200 for c in chunks) and len(chunks) > 10
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        tail = a.text[-40:].split()[-1]
+        assert tail in b.text[:60]  # neighbours share words: the overlap
+
+
+def test_sentence_chunks_are_sentences():
+    chunks = chunk([Section("Dr. Smith went home. He slept well! Did he? Yes.")],
+                   ChunkSettings("sentence"))
+    assert [c.text for c in chunks] == ["Dr. Smith went home.", "He slept well!", "Did he?",
+                                        "Yes."]
+
+
+def test_parent_child_maps_each_child_to_its_parent():
+    paragraphs = [f"Paragraph {i}. " + "filler text " * 40 for i in range(4)]
+    chunks = chunk([Section("\n\n".join(paragraphs))],
+                   ChunkSettings("parent-child", chunk_size=150, chunk_overlap=20, parent_size=600))
+    parents = {c.parent for c in chunks}
+    assert 1 < len(parents) < len(chunks)
+    for c in chunks:
+        assert c.text in c.parent and len(c.text) <= 150 and len(c.parent) <= 600
+        assert c.context == c.parent
+
+
+def test_markdown_chunks_keep_their_header_path():
+    text = "# Guide\n\nIntro.\n\n## Setup\n\nInstall it.\n\n### Linux\n\nUse apt.\n\n## Use\n\nRun it."
+    chunks = chunk([Section(text)], ChunkSettings("markdown", 200, 20))
+    by_text = {c.text.splitlines()[-1]: c.headers for c in chunks}
+    assert by_text["Install it."] == "Guide > Setup"
+    assert by_text["Use apt."] == "Guide > Setup > Linux"
+    assert by_text["Run it."] == "Guide > Use"
+
+
+def test_chunks_never_span_pages():
+    chunks = chunk(load(make_pdf(["One. " * 50, "Two. " * 50]), "p.pdf"),
+                   ChunkSettings("recursive", 100, 10))
+    assert {c.page for c in chunks} == {1, 2}
+    assert all(("One" in c.text) != ("Two" in c.text) for c in chunks)
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(strategy="semantic"), "Unknown chunking"),
+    (dict(chunk_size=10), "chunk_size must be 50 to 20,000"),
+    (dict(chunk_size=100, chunk_overlap=100), "chunk_overlap must be"),
+    (dict(strategy="parent-child", chunk_size=500, parent_size=400), "parent_size must be larger"),
+])
+def test_bad_chunk_settings(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        ChunkSettings(**kwargs)
