@@ -100,3 +100,28 @@ class LengthCounter:
 def chroma_settings(path, **extra):
     """Settings with the on-disk Chroma store at ``path``."""
     return resolve(environ={"LLMAPP_CHROMA_PATH": str(path), **extra}, env_file={})
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A real PDF with one page per string (fpdf2)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for text in pages:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        pdf.multi_cell(0, 6, text)
+    return bytes(pdf.output())
+
+
+def encrypt_pdf(data: bytes, password: str = "secret") -> bytes:
+    """The PDF, password-protected (pypdf)."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -29,3 +29,14 @@ def test_memory_benchmark_runs_and_agrees_with_the_seed():
     assert result.returncode == 0, result.stderr + result.stdout
     data = json.loads((ROOT / "benchmarks" / "results" / "memory.json").read_text())
     assert set(data["ms_per_turn"]) == {"seed", "count-once", "llmapp"}
+
+
+@pytest.mark.slow
+def test_rag_benchmark_runs_and_reports_both_parts():
+    result = subprocess.run([sys.executable, "benchmarks/bench_rag.py", "--docs", "3",
+                             "--chunks", "300", "--queries", "5"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr + result.stdout
+    data = json.loads((ROOT / "benchmarks" / "results" / "rag.json").read_text())
+    assert data["ingest"]["chunks"] > 0 and 0 < data["ingest"]["embedder_share"] <= 1
+    assert data["query"]["p95_ms"] >= data["query"]["p50_ms"] > 0

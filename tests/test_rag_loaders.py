@@ -1,32 +1,13 @@
 """Loaders and chunkers on real files the tests make."""
 
-import io
-
 import pytest
-from fpdf import FPDF
-from pypdf import PdfReader, PdfWriter
 
+from helpers import encrypt_pdf as encrypt
+from helpers import make_pdf
 from llmapp.errors import ConfigError
 from llmapp.rag import IngestError
 from llmapp.rag.chunking import ChunkSettings, chunk
 from llmapp.rag.loaders import MAX_FILE_BYTES, Section, load
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    pdf = FPDF()
-    for text in pages:
-        pdf.add_page()
-        pdf.set_font("Helvetica", size=11)
-        pdf.multi_cell(0, 6, text)
-    return bytes(pdf.output())
-
-
-def encrypt(data: bytes, password: str = "secret") -> bytes:
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
-    writer.encrypt(password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def test_pdf_pages_keep_their_numbers():

@@ -65,7 +65,8 @@ def page(browser):
 def test_home_shows_the_active_provider(app_url, page):
     page.goto(app_url)
     page.get_by_text("Building an LLM application").wait_for(timeout=30_000)
-    assert page.get_by_text("Active: local").is_visible()
+    page.get_by_text("Active: local").wait_for(timeout=30_000)
+    assert page.get_by_text("6. Agent").is_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "home.png", full_page=True)
 
@@ -114,7 +115,7 @@ def test_rag_upload_ingests_good_files_and_reports_bad_ones(app_url, page, tmp_p
     page.locator("input[type=file]").set_input_files([str(good), str(bad)])
     page.get_by_role("button", name="Ingest uploads").click()
     page.get_by_text("quoom.pdf: added, 2 chunks").wait_for(timeout=120_000)
-    assert page.get_by_text("photo.txt: this looks like a binary file").is_visible()
+    page.get_by_text("photo.txt: this looks like a binary file").wait_for(timeout=10_000)
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill("What are the moons of Quoom called?")
     box.press("Enter")

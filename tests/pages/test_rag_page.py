@@ -1,6 +1,6 @@
 import pytest
 
-from helpers import texts
+from helpers import encrypt_pdf, make_pdf, texts
 
 PAGE = "pages/3_RAG.py"
 pytestmark = pytest.mark.slow
@@ -33,6 +33,29 @@ def test_ingest_the_sample_and_ask_with_sources(rag_page):
     # sources survive a rerun
     at.run()
     assert [e.label for e in at.chat_message[1].expander] == labels
+
+
+def test_upload_reports_each_file_and_the_others_still_ingest(rag_page):
+    at = rag_page()
+    at.file_uploader[0].set_value([
+        ("notes.md", b"# Launch\n\nThe launch code is 4242.\n", "text/markdown"),
+        ("empty.txt", b"", "text/plain"),
+        ("latin.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "text/plain"),
+        ("locked.pdf", encrypt_pdf(make_pdf(["secret"])), "application/pdf"),
+    ]).run()
+    button(at, "Ingest uploads").click().run()
+    assert not at.exception
+    [ok] = [s.value for s in at.success]
+    assert ok.startswith("notes.md: added, 1 chunks")
+    errors = " ".join(e.value for e in at.error)
+    assert "empty.txt: the file is empty" in errors
+    assert "latin.txt: the text is not UTF-8" in errors
+    assert "locked.pdf: the PDF is encrypted" in errors
+    assert at.selectbox(key="rag_collection").value == "handbook"
+    at.chat_input[0].set_value("What is the launch code?").run()
+    assert not at.exception
+    labels = [e.label for e in at.chat_message[1].expander]
+    assert labels == ["[1] notes.md, chunk 0 · similarity " + labels[0].split("similarity ")[1]]
 
 
 def test_reingesting_adds_nothing_and_reset_empties(rag_page):
