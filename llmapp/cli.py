@@ -6,6 +6,7 @@
     llmapp search QUERY [--collection] [--k] [--mmr] [--json]
     llmapp ask QUESTION [--collection] [--k]
     llmapp collections
+    llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -171,6 +172,53 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chain(args: argparse.Namespace) -> int:
+    """``llmapp chain TECHNIQUE``: each step to stderr (name, time, output),
+    the final output to stdout; ``structured`` prints validated JSON."""
+    from llmapp.prompting import chains
+    from llmapp.prompting.structured import StructuredOutputError, schema_of, structured_output
+    from llmapp.providers import chat_model_for
+
+    settings = _settings_from(args)
+    text = Path(args.file).read_text(encoding="utf-8") if args.file else args.text
+    if not text:
+        raise ConfigError("Give the text (or question) as an argument, or --file.")
+    if args.technique == "structured":
+        spec = args.schema
+        if spec not in ("food", "contact", "summary"):
+            spec = Path(spec).read_text(encoding="utf-8")
+        try:
+            result = structured_output(settings, [{"role": "user", "content": text}],
+                                       schema_of(spec))
+        except StructuredOutputError as exc:
+            print(f"llmapp: {exc}\nraw output: {exc.raw}", file=sys.stderr)
+            return 1
+        print(f"valid after {result.attempts} attempt(s)", file=sys.stderr)
+        print(json.dumps(result.data, ensure_ascii=False, indent=2))
+        return 0
+    params = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens)
+    provider, _ = active_provider(settings)
+    model = chat_model_for(settings, provider.name, params)
+    events = {
+        "sequential": lambda: chains.sequential(text, lambda role: model),
+        "density": lambda: chains.density(text, lambda role: model, args.rounds),
+        "thought": lambda: chains.thought(text, lambda role: model, not args.no_cot),
+        "skeleton": lambda: chains.skeleton(text, lambda role: model),
+    }[args.technique]()
+    for step in events:
+        if step.stream is not None:
+            print(f"== {step.name}", file=sys.stderr)
+            for chunk in step.stream:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            for note in step.notes:
+                print(f"note: {note}", file=sys.stderr)
+        else:
+            print(f"== {step.name} ({step.seconds:.2f} s)\n{step.output}\n", file=sys.stderr)
+    return 0
+
+
 def reply_stats(message) -> str:
     return message.stats.summary() if message.stats else ""
 
@@ -253,6 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-tokens", type=int, default=config.DEFAULT_MAX_TOKENS)
     ask.set_defaults(func=cmd_ask)
 
+    chain = sub.add_parser("chain", help="run a prompt-chain technique")
+    chain.add_argument("technique", choices=("structured", "sequential", "density", "thought",
+                                             "skeleton"))
+    chain.add_argument("text", nargs="?", help="the input text or question")
+    chain.add_argument("--file", help="read the input text from a file")
+    chain.add_argument("--schema", default="food",
+                       help="structured: a built-in (food, contact, summary) or a JSON Schema file")
+    chain.add_argument("--rounds", type=int, default=5, help="density: rounds (1 to 10)")
+    chain.add_argument("--no-cot", action="store_true", help="thought: without step by step")
+    chain.add_argument("--temperature", type=float, default=0.3)
+    chain.add_argument("--max-tokens", type=int, default=256)
+    provider_args(chain)
+    chain.set_defaults(func=cmd_chain)
+
     collections = sub.add_parser("collections", help="collections and their counts")
     collections.set_defaults(func=cmd_collections)
     return parser
@@ -271,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LlmappError as exc:
         print(f"llmapp: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file named on the command line
+        print(f"llmapp: cannot read {exc.filename or 'a file'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("llmapp: interrupted", file=sys.stderr)
         return 130

@@ -35,7 +35,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(1, "Simple prompt", "pages/1_Simple_Prompt.py",
           "One model call: a system prompt, sampling controls, a streamed Markdown answer, "
           "and what it cost in time and tokens."),
-    Stage(2, "Prompt chains", None,
+    Stage(2, "Prompt chains", "pages/2_Prompt_Chains.py",
           "Templates, few-shot example selectors, multi-step chains and structured output."),
     Stage(3, "RAG over Chroma", "pages/3_RAG.py",
           "Chunk and embed your documents, retrieve the relevant chunks, answer with citations."),

@@ -125,3 +125,33 @@ def encrypt_pdf(data: bytes, password: str = "secret") -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def recording_chat_model(reply, delay_s: float = 0.0):
+    """A LangChain chat model at llmapp's boundary: ``reply(prompt_text)`` gives
+    each answer; every call's prompt and start/end times are recorded in
+    ``model.calls`` as ``(prompt_text, start, end)``."""
+    import threading
+
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    lock = threading.Lock()
+
+    class Recording(BaseChatModel):
+        calls: list = []
+
+        @property
+        def _llm_type(self) -> str:
+            return "recording"
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            text = "\n".join(f"{m.type}: {m.text}" for m in messages)
+            start = time.monotonic()
+            time.sleep(delay_s)
+            with lock:
+                self.calls.append((text, start, time.monotonic()))
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(reply(text)))])
+
+    return Recording(calls=[])

@@ -40,3 +40,13 @@ def test_rag_benchmark_runs_and_reports_both_parts():
     data = json.loads((ROOT / "benchmarks" / "results" / "rag.json").read_text())
     assert data["ingest"]["chunks"] > 0 and 0 < data["ingest"]["embedder_share"] <= 1
     assert data["query"]["p95_ms"] >= data["query"]["p50_ms"] > 0
+
+
+@pytest.mark.slow
+def test_sot_benchmark_runs():
+    result = subprocess.run([sys.executable, "benchmarks/bench_sot.py", "--runs", "1",
+                             "--max-tokens", "8"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((ROOT / "benchmarks" / "results" / "sot.json").read_text())
+    assert data["points"] == 4 and data["parallel_s"] > 0 and data["sequential_s"] > 0

@@ -95,3 +95,27 @@ def test_rag_commands_explain_a_missing_collection(tmp_path):
     assert result.returncode == 1
     assert "There is no collection 'nothing-here'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_chain_structured_prints_valid_json():
+    result = run("chain", "structured", "Classify the food: salmon.", "--schema", "food")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"item", "category"}
+    assert data["category"] in ("fruit", "vegetable", "fish", "dairy", "grain", "other")
+
+
+@pytest.mark.slow
+def test_chain_density_runs_its_rounds():
+    result = run("chain", "density", "Acme launched Rocket in Oslo on 3 March 2026.",
+                 "--rounds", "2", "--max-tokens", "40")
+    assert result.returncode == 0, result.stderr
+    assert "== round 1 (" in result.stderr and "== round 2" in result.stderr
+    assert result.stdout.strip()
+
+
+def test_chain_bad_schema_file_is_one_line(tmp_path):
+    result = run("chain", "structured", "x", "--schema", str(tmp_path / "missing.json"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    assert "Traceback" not in result.stderr

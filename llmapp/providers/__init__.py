@@ -324,6 +324,19 @@ def get_provider(name: str) -> Provider:
                           f"{', '.join(PROVIDERS)}.") from None
 
 
+def chat_model_for(settings: Settings, name: str, params: GenerationParams) -> BaseChatModel:
+    """A chat model from the provider called ``name`` (not necessarily the
+    active one), for chains whose steps run on different models.
+
+    Raises:
+        ConfigError: no such provider.
+        ProviderError: it cannot be built (missing key or URL).
+    """
+    import dataclasses
+
+    return get_provider(name).chat_model(dataclasses.replace(settings, provider=name), params)
+
+
 def active_provider(settings: Settings) -> tuple[Provider, str]:
     """The provider these settings select, and why (see
     :meth:`Settings.provider_choice`)."""

@@ -10,9 +10,11 @@ from llmapp.ui.memory import (add_user, conversation_picker, conversation_store,
                               memory_controls, memory_panel)
 from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_base,
                            render_rag_chat, render_sources, retrieval_controls)
+from llmapp.ui.chains import chain_panel, structured_panel, technique_picker, template_panel
 from llmapp.ui.status import context_window, local_model_notice, provider_status, roadmap
 
 __all__ = [
+    "chain_panel", "structured_panel", "technique_picker", "template_panel",
     "answer", "collection_manager", "ingest_panel", "knowledge_base", "render_rag_chat",
     "render_sources", "retrieval_controls",
     "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",

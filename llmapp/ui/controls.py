@@ -15,8 +15,10 @@ def parse_stop(text: str) -> tuple[str, ...]:
     return tuple(line for line in text.splitlines() if line.strip())
 
 
-def generation_controls(settings: Settings, page: str) -> tuple[GenerationParams, str]:
-    """Sidebar controls for one page; returns the params and the system prompt."""
+def generation_controls(settings: Settings, page: str,
+                        system: bool = True) -> tuple[GenerationParams, str]:
+    """Sidebar controls for one page; returns the params and the system prompt
+    ('' when ``system`` is False and the page writes its own prompts)."""
     provider, _ = active_provider(settings)
     info = provider.model_info(settings)
     sampling = info is None or info.supports_sampling
@@ -25,7 +27,8 @@ def generation_controls(settings: Settings, page: str) -> tuple[GenerationParams
     bar.subheader("Generation")
     system_prompt = bar.text_area("System prompt", config.DEFAULT_SYSTEM_PROMPT,
                                   key=f"{page}_system", height=110,
-                                  help="Sent first, on every turn: the model's persona and rules.")
+                                  help="Sent first, on every turn: the model's persona and rules."
+                                  ) if system else ""
     temperature = bar.slider("Temperature", 0.0, 2.0, config.DEFAULT_TEMPERATURE, 0.05,
                              key=f"{page}_temperature", disabled=not sampling,
                              help="0 picks the likeliest token every time; higher is more varied.")

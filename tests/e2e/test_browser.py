@@ -125,3 +125,16 @@ def test_rag_upload_ingests_good_files_and_reports_bad_ones(app_url, page, tmp_p
     assert "[1] quoom.pdf, page 2" in source.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "rag.png", full_page=True)
+
+
+def test_prompt_chains_structured_output_shows_json(app_url, page):
+    page.goto(f"{app_url}/Prompt_Chains")
+    page.get_by_test_id("stSelectbox").filter(has_text="Technique").click()
+    page.get_by_role("option", name="Structured output (JSON)").click()
+    page.get_by_text("Classify the food: salmon.").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text("Valid JSON after").wait_for(timeout=120_000)
+    shown = page.get_by_test_id("stJson").inner_text()
+    assert '"item"' in shown and '"category"' in shown
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "chains.png", full_page=True)

@@ -8,7 +8,7 @@ def test_home_with_no_key_shows_the_local_model_and_the_roadmap(app):
     assert "Active: local" in at.success[0].value
     assert "no OpenAI key or OpenAI-compatible server is configured" in at.success[0].value
     shown = texts(at)
-    for stage in ("2. Prompt chains", "5. Tools", "6. Agent"):
+    for stage in ("5. Tools", "6. Agent"):
         assert f"**{stage}** · _not built yet_" in shown
     assert "❌ **openai**" in shown and "✅ **local**" in shown
 

@@ -1,0 +1,53 @@
+import pytest
+
+from helpers import texts
+
+PAGE = "pages/2_Prompt_Chains.py"
+pytestmark = pytest.mark.slow
+
+
+def run_technique(at, technique):
+    at.selectbox(key="chain_technique").select(technique).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    assert not at.exception
+    return at
+
+
+def test_template_technique_shows_examples_prompt_and_answer(app):
+    at = app(PAGE)
+    at.text_input(key="t_question").input("green apple").run()
+    at.selectbox(key="t_selector").select("ngram").run()
+    at.number_input(key="t_threshold").set_value(0.0).run()
+    run_technique(at, "template")
+    shown = texts(at)
+    assert "**Selected examples** (1 of 10" in shown and "`apple`" in shown
+    codes = [c.value for c in at.code]
+    assert codes[0].startswith("You are a nutritionist who classifies foods.")
+    assert codes[1] == "## Examples\nInput: apple\nOutput: fruit\n\n## Question\ngreen apple"
+
+
+def test_sequential_chain_shows_every_step_and_survives_a_rerun(app):
+    at = run_technique(app(PAGE), "sequential")
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("1. extract") for label in labels)
+    assert any(label.startswith("2. compress") for label in labels)
+    assert any(label.startswith("3. reformat") for label in labels)
+    at.run()  # redraws the last run
+    redrawn = [e.label.split(" · ")[0] for e in at.expander]
+    assert ["1. extract", "2. compress", "3. reformat"] == [
+        label for label in redrawn if label[:2] in ("1.", "2.", "3.")]
+
+
+def test_structured_output_shows_valid_json(app):
+    at = run_technique(app(PAGE), "structured")
+    assert at.success[0].value in ("Valid JSON after 1 attempt(s).",
+                                   "Valid JSON after 2 attempt(s).")
+    assert at.json[0].value
+
+
+def test_bad_example_json_is_a_message(app):
+    at = app(PAGE)
+    at.radio(key="ex_mode").set_value("JSON").run()
+    at.text_area(key="ex_json").input('[{"input": "apple"').run()
+    assert not at.exception
+    assert "The examples are not valid JSON" in at.error[0].value
