@@ -6,6 +6,7 @@
     llmapp search QUERY [--collection] [--k] [--mmr] [--json]
     llmapp ask QUESTION [--collection] [--k]
     llmapp collections
+    llmapp tool NAME --arg key=value
     llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
@@ -219,6 +220,31 @@ def cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tool(args: argparse.Namespace) -> int:
+    """``llmapp tool NAME --arg k=v``: call one tool directly and print its result."""
+    from llmapp.tools import available_tools, run_tool
+
+    kb = None
+    if args.name == "knowledge_base":
+        from llmapp.rag.store import knowledge_base
+
+        kb = knowledge_base(_settings_from(args))
+    tools = available_tools(kb, args.collection)
+    if args.name not in tools:
+        raise ConfigError(f"Unknown tool {args.name!r}: use one of {', '.join(tools)}, "
+                          "knowledge_base.")
+    arguments = {}
+    for pair in args.arg or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--arg takes key=value, got {pair!r}.")
+        arguments[key.strip()] = value
+    result, seconds = run_tool(tools[args.name], arguments)
+    print(result)
+    print(f"{args.name} took {seconds * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
 def reply_stats(message) -> str:
     return message.stats.summary() if message.stats else ""
 
@@ -314,6 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--max-tokens", type=int, default=256)
     provider_args(chain)
     chain.set_defaults(func=cmd_chain)
+
+    tool_ = sub.add_parser("tool", help="call a tool directly")
+    tool_.add_argument("name", help="calculator, word_count, current_datetime, fetch_url, "
+                                    "web_search or knowledge_base")
+    tool_.add_argument("--arg", action="append", metavar="KEY=VALUE",
+                       help="an argument (repeat for several)")
+    collection_arg(tool_)
+    tool_.set_defaults(func=cmd_tool)
 
     collections = sub.add_parser("collections", help="collections and their counts")
     collections.set_defaults(func=cmd_collections)

@@ -119,3 +119,17 @@ def test_chain_bad_schema_file_is_one_line(tmp_path):
     result = run("chain", "structured", "x", "--schema", str(tmp_path / "missing.json"))
     assert result.returncode == 2 and "cannot read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,code,out,err", [
+    (("calculator", "--arg", "expression=23*19"), 0, "437\n", "calculator took"),
+    (("calculator", "--arg", "expression=__import__('os')"), 1, "", "not a function call"),
+    (("word_count",), 1, "", "Bad arguments for word_count: text: Field required."),
+    (("teleport",), 2, "", "Unknown tool 'teleport'"),
+    (("calculator", "--arg", "expression"), 2, "", "--arg takes key=value"),
+    (("fetch_url", "--arg", "url=file:///etc/passwd"), 1, "", "Only http and https"),
+])
+def test_tool_calls_one_tool_directly(args, code, out, err):
+    result = run("tool", *args)
+    assert result.returncode == code and result.stdout == out
+    assert err in result.stderr and "Traceback" not in result.stderr

@@ -51,3 +51,17 @@ def test_bad_example_json_is_a_message(app):
     at.text_area(key="ex_json").input('[{"input": "apple"').run()
     assert not at.exception
     assert "The examples are not valid JSON" in at.error[0].value
+
+
+@pytest.mark.parametrize("technique,expected", [
+    ("density", ["round 1", "round 2", "round 3", "round 4", "round 5: prompt as sent"]),
+    ("thought", ["answer: prompt as sent"]),
+    ("skeleton", ["1. skeleton", "2.1 expand"]),
+])
+def test_every_chain_technique_runs_on_the_bundled_model(app, technique, expected):
+    at = run_technique(app(PAGE), technique)
+    assert not at.error, [e.value for e in at.error]
+    labels = [e.label.split(" · ")[0] for e in at.expander]
+    assert all(label in labels for label in expected), labels
+    if technique == "thought":
+        assert any(c.value.endswith("Let's think step by step.") for c in at.code)
