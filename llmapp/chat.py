@@ -46,6 +46,8 @@ class ChatMessage:
     retryable: bool = False
     notices: list[str] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    """For an agent's reply: its steps (tool calls, results, limits) as dicts."""
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""

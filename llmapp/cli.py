@@ -7,6 +7,7 @@
     llmapp ask QUESTION [--collection] [--k]
     llmapp collections
     llmapp tool NAME --arg key=value
+    llmapp agent QUESTION [--tools ...]
     llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
@@ -220,6 +221,54 @@ def cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    """``llmapp agent``: each step on stderr as it happens, the answer on stdout."""
+    from llmapp.agent import build_agent, run_agent
+    from llmapp.tools import available_tools
+
+    settings = _settings_from(args)
+    kb = None
+    if "knowledge_base" in args.tools:
+        from llmapp.rag.store import knowledge_base
+
+        kb = knowledge_base(settings)
+    tools = available_tools(kb, args.collection)
+    unknown = [t for t in args.tools if t not in tools]
+    if unknown:
+        raise ConfigError(f"Unknown tool(s) {', '.join(unknown)}: use {', '.join(tools)}, "
+                          "knowledge_base.")
+    provider, _ = active_provider(settings)
+    model = provider.chat_model(settings, GenerationParams(temperature=0.2,
+                                                           max_tokens=args.max_tokens))
+    agent = build_agent(model, [tools[t] for t in args.tools],
+                        max_model_calls=args.max_model_calls, max_tool_calls=args.max_tool_calls)
+    streamed = False
+    try:
+        for event in run_agent(agent, args.question):
+            if event.kind == "tool_call":
+                print(f"-> {event.name} {json.dumps(event.args, ensure_ascii=False)}",
+                      file=sys.stderr)
+            elif event.kind == "tool_result":
+                mark = "<-" if event.ok else "<! "
+                print(f"{mark} {event.name} ({event.seconds * 1000:.0f} ms): "
+                      f"{' '.join(event.text.split())[:300]}", file=sys.stderr)
+            elif event.kind == "token":
+                streamed = True
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif event.kind == "answer" and not streamed:
+                sys.stdout.write(event.text)
+            elif event.kind == "limit":
+                print(f"stopped: {event.text}", file=sys.stderr)
+                return 1
+    except LlmappError:
+        raise
+    except Exception as exc:  # a provider error raised inside the graph
+        raise provider.describe_error(exc, settings) from exc
+    sys.stdout.write("\n")
+    return 0
+
+
 def cmd_tool(args: argparse.Namespace) -> int:
     """``llmapp tool NAME --arg k=v``: call one tool directly and print its result."""
     from llmapp.tools import available_tools, run_tool
@@ -340,6 +389,18 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--max-tokens", type=int, default=256)
     provider_args(chain)
     chain.set_defaults(func=cmd_chain)
+
+    agent = sub.add_parser("agent", help="an agent that calls tools until it can answer")
+    agent.add_argument("question")
+    agent.add_argument("--tools", nargs="+", default=["calculator", "word_count",
+                                                      "current_datetime"],
+                       metavar="TOOL", help="tools it may call")
+    agent.add_argument("--max-model-calls", type=int, default=6)
+    agent.add_argument("--max-tool-calls", type=int, default=8)
+    agent.add_argument("--max-tokens", type=int, default=256)
+    collection_arg(agent)
+    provider_args(agent)
+    agent.set_defaults(func=cmd_agent)
 
     tool_ = sub.add_parser("tool", help="call a tool directly")
     tool_.add_argument("name", help="calculator, word_count, current_datetime, fetch_url, "

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
     role TEXT NOT NULL,
     content TEXT NOT NULL,
     stats TEXT,
+    extra TEXT,
     created_at REAL NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
@@ -106,6 +107,9 @@ class ConversationStore:
                                        check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            if "extra" not in columns:  # a store made before agent steps were kept
+                self._db.execute("ALTER TABLE messages ADD COLUMN extra TEXT")
             self._db.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
             raise self._error(exc) from exc
@@ -205,12 +209,15 @@ class ConversationStore:
             return
         now = time.time()
         stats = json.dumps(message.stats.to_dict()) if message.stats else None
+        extra = json.dumps({"sources": message.sources, "steps": message.steps}) \
+            if message.sources or message.steps else None
         self.get(conversation_id)
         statements = [
-            ("INSERT INTO messages (conversation_id, seq, role, content, stats, created_at) "
-             "VALUES (?, (SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE "
-             "conversation_id = ?), ?, ?, ?, ?)",
-             (conversation_id, conversation_id, message.role, message.content, stats, now)),
+            ("INSERT INTO messages (conversation_id, seq, role, content, stats, extra, "
+             "created_at) VALUES (?, (SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE "
+             "conversation_id = ?), ?, ?, ?, ?, ?)",
+             (conversation_id, conversation_id, message.role, message.content, stats, extra,
+              now)),
             ("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)),
         ]
         if message.role == "user":
@@ -221,11 +228,15 @@ class ConversationStore:
 
     def messages(self, conversation_id: str) -> list[ChatMessage]:
         """The stored messages, oldest first."""
-        rows = self._read("SELECT role, content, stats FROM messages WHERE conversation_id = ? "
-                          "ORDER BY seq", (conversation_id,))
-        return [ChatMessage(role, content,
-                            stats=ReplyStats(**json.loads(stats)) if stats else None)
-                for role, content, stats in rows]
+        rows = self._read("SELECT role, content, stats, extra FROM messages WHERE "
+                          "conversation_id = ? ORDER BY seq", (conversation_id,))
+        out = []
+        for role, content, stats, extra in rows:
+            more = json.loads(extra) if extra else {}
+            out.append(ChatMessage(role, content,
+                                   stats=ReplyStats(**json.loads(stats)) if stats else None,
+                                   sources=more.get("sources", []), steps=more.get("steps", [])))
+        return out
 
     def load(self, conversation_id: str) -> PersistedChatStore:
         """The conversation as a chat store that saves what is added to it."""

@@ -42,9 +42,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(4, "Memory", "pages/4_Memory.py",
           "Window, token-budget and summary memory; conversations that persist and export, "
           "and exactly what the model received each turn."),
-    Stage(5, "Tools", None,
+    Stage(5, "Tools", "pages/5_Tools.py",
           "Tool calling: the model asks for a calculator, a clock, a search, your knowledge base."),
-    Stage(6, "Agent", None,
+    Stage(6, "Agent", "pages/6_Agent.py",
           "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
 )
 

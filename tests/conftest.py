@@ -17,7 +17,7 @@ from llmapp.settings import SPECS, Settings, resolve
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No setting leaks in from the machine: no key, no .env, a fresh tiktoken cache."""
-    for name in (*SPECS, "OPENAI_BASE_URL"):
+    for name in (*SPECS, "OPENAI_BASE_URL", "LLMAPP_SCRIPTED_MODEL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLMAPP_ENV_FILE", str(tmp_path_factory.getbasetemp() / "absent.env"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tiktoken"))
@@ -29,16 +29,13 @@ def local_settings() -> Settings:
     return resolve(environ={}, env_file={})
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``llama_cpp.server`` serving the bundled model over HTTP on localhost,
-    requiring the API key ``SERVER_KEY``."""
+def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[Server]:
     port = free_port()
     log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-         "--model_alias", "smollm2", "--api_key", SERVER_KEY, "--verbose", "False"],
+         "--model_alias", "smollm2", "--api_key", SERVER_KEY, "--verbose", "False", *extra],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/v1/models", 60, proc)
@@ -47,6 +44,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``llama_cpp.server`` serving the bundled model over HTTP on localhost,
+    requiring the API key ``SERVER_KEY``."""
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The same, with llama.cpp's OpenAI-style tool calling (chatml-function-calling)."""
+    yield from _serve(tmp_path_factory, "--chat_format", "chatml-function-calling")
 
 
 @pytest.fixture

@@ -155,3 +155,37 @@ def recording_chat_model(reply, delay_s: float = 0.0):
             return ChatResult(generations=[ChatGeneration(message=AIMessage(reply(text)))])
 
     return Recording(calls=[])
+
+
+def scripted_tool_model(script):
+    """A tool-calling chat model at llmapp's boundary: it returns the scripted
+    ``AIMessage`` values in order (with ``tool_calls`` or an answer) and records
+    the messages it was given in ``model.seen``."""
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class Scripted(BaseChatModel):
+        script: list = []
+        seen: list = []
+
+        @property
+        def _llm_type(self) -> str:
+            return "scripted-tools"
+
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            self.seen.append(list(messages))
+            message = self.script.pop(0) if self.script else AIMessage("(script ended)")
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return Scripted(script=list(script), seen=[])
+
+
+def call(name, id_, **args):
+    """An AIMessage asking for one tool call."""
+    from langchain_core.messages import AIMessage
+
+    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": id_}])

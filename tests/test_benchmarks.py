@@ -50,3 +50,12 @@ def test_sot_benchmark_runs():
     assert result.returncode == 0, result.stderr
     data = json.loads((ROOT / "benchmarks" / "results" / "sot.json").read_text())
     assert data["points"] == 4 and data["parallel_s"] > 0 and data["sequential_s"] > 0
+
+
+def test_agent_benchmark_runs():
+    result = subprocess.run([sys.executable, "benchmarks/bench_agent.py", "--steps", "3",
+                             "--runs", "1"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((ROOT / "benchmarks" / "results" / "agent.json").read_text())
+    assert data["steps"] == 3 and data["ms_per_step"] > 0

@@ -133,3 +133,23 @@ def test_tool_calls_one_tool_directly(args, code, out, err):
     result = run("tool", *args)
     assert result.returncode == code and result.stdout == out
     assert err in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_agent_prints_steps_and_the_answer(tmp_path):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"tool": "calculator", "args": {"expression": "23*19"}},
+                                  {"answer": "It is 437."}]))
+    result = run("agent", "What is 23*19?", LLMAPP_SCRIPTED_MODEL=str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "It is 437.\n"
+    assert '-> calculator {"expression": "23*19"}' in result.stderr
+    assert "<- calculator (" in result.stderr and "): 437" in result.stderr
+
+
+def test_agent_stops_at_its_limit_with_exit_1(tmp_path):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"tool": "word_count", "args": {"text": "x"}}] * 5))
+    result = run("agent", "loop", "--max-model-calls", "2", LLMAPP_SCRIPTED_MODEL=str(script))
+    assert result.returncode == 1 and "stopped:" in result.stderr
+    assert result.stderr.count("-> word_count") == 2

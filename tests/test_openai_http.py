@@ -154,3 +154,29 @@ def test_a_silent_server_times_out_after_retrying():
     assert err.kind == "timeout" and "did not answer in time" in str(err)
     assert len(accepted) == 2 and elapsed >= 1.0
     assert_history_kept(store)
+
+
+def test_tool_calling_plumbing_over_http(tool_server):
+    """Tools go out in OpenAI's format and tool calls come back parsed; the
+    tiny model may pick badly (it often calls the calculator with an empty
+    expression), but every path must hold."""
+    from llmapp.agent import build_agent, run_agent
+    from llmapp.providers import get_provider
+    from llmapp.tools import calculator, word_count
+
+    settings = compatible_settings(tool_server)
+    model = get_provider("openai-compatible").chat_model(
+        settings, GenerationParams(temperature=0.7, max_tokens=60))
+    for _ in range(3):
+        reply = model.bind_tools([calculator, word_count]).invoke(
+            "Use the calculator to compute 23*19.")
+        for tool_call in reply.tool_calls:
+            assert tool_call["name"] in ("calculator", "word_count")
+            assert isinstance(tool_call["args"], dict) and tool_call["id"]
+        assert reply.tool_calls or reply.invalid_tool_calls or reply.text.strip()
+    events = list(run_agent(build_agent(model, [calculator, word_count], max_model_calls=3),
+                            "What is 23*19? Use the calculator."))
+    assert events and events[-1].kind in ("answer", "limit")
+    calls = [e for e in events if e.kind == "tool_call"]
+    results = [e for e in events if e.kind == "tool_result"]
+    assert len(results) == len(calls)  # every call got an observation, error or not

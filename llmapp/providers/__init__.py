@@ -337,8 +337,31 @@ def chat_model_for(settings: Settings, name: str, params: GenerationParams) -> B
     return get_provider(name).chat_model(dataclasses.replace(settings, provider=name), params)
 
 
+class ScriptedProvider(LocalProvider):
+    """Tests only: replies from ``$LLMAPP_SCRIPTED_MODEL`` (see
+    :mod:`llmapp.providers.scripted`); counts tokens like the local model."""
+
+    name = "scripted"
+    label = "scripted (tests)"
+
+    def model_name(self, settings: Settings) -> str:
+        return "scripted test model"
+
+    def status(self, settings: Settings) -> ProviderStatus:
+        return ProviderStatus(True, "replays a test script")
+
+    def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
+        from llmapp.providers.scripted import ScriptedChatModel, script_path
+
+        return ScriptedChatModel(path=script_path())
+
+
 def active_provider(settings: Settings) -> tuple[Provider, str]:
     """The provider these settings select, and why (see
     :meth:`Settings.provider_choice`)."""
+    from llmapp.providers.scripted import ENV, script_path
+
+    if script_path():
+        return ScriptedProvider(), f"{ENV} is set (tests only)"
     name, reason = settings.provider_choice()
     return get_provider(name), reason

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +247,14 @@ class ChatLocalLlama(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        if self.tools:  # a tool decision is one constrained JSON reply, not a token stream
+            message = self._generate_tool_call(messages, **kwargs).generations[0].message
+            yield ChatGenerationChunk(message=AIMessageChunk(
+                content=message.content, usage_metadata=message.usage_metadata,
+                tool_call_chunks=[{"name": c["name"], "args": json.dumps(c["args"]),
+                                   "id": c["id"], "index": i}
+                                  for i, c in enumerate(message.tool_calls)]))
+            return
         runtime = self.runtime()
         dicts = to_dicts(messages)
         prompt_tokens = runtime.count_messages(dicts)
@@ -284,6 +294,86 @@ class ChatLocalLlama(BaseChatModel):
                                    response_metadata={"finish_reason": finish,
                                                       "model_name": config.LOCAL_MODEL_NAME}))
 
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    """Tools bound with :meth:`bind_tools`, as OpenAI function schemas."""
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ChatLocalLlama:
+        """A copy that may call ``tools``.
+
+        llama.cpp's chat template for SmolLM2 has no tool-calling format, so
+        the model decodes under a JSON grammar instead: ``{"action": <tool name
+        or "answer">, "input": <string>}``. ``input`` becomes the tool's first
+        required argument. This is tool calling by constrained decoding; the
+        135M model is too small to plan with it well, and the UI says so.
+        """
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        return self.model_copy(update={"tools": [convert_to_openai_tool(t)["function"]
+                                                 for t in tools]})
+
+    def _tool_schema(self) -> dict[str, Any]:
+        names = [t["name"] for t in self.tools]
+        return {"type": "object", "properties": {
+            "action": {"type": "string", "enum": names + ["answer"]},
+            "input": {"type": "string"}}, "required": ["action", "input"]}
+
+    def _tool_prompt(self, messages: list[BaseMessage]) -> list[dict[str, str]]:
+        listing = "\n".join(f"- {t['name']}: {t.get('description', '').splitlines()[0]}"
+                             for t in self.tools)
+        guide = ("You can use these tools:\n" + listing + "\nReply with JSON: "
+                 '{"action": a tool name, "input": its input}, or {"action": "answer", '
+                 '"input": your final answer}.')
+        dicts = []
+        for m in messages:
+            if m.type == "tool":
+                dicts.append({"role": "user", "content": f"Result of {m.name}: {m.text}"})
+            elif m.type == "ai" and getattr(m, "tool_calls", None):
+                call = m.tool_calls[0]
+                dicts.append({"role": "assistant", "content": json.dumps(
+                    {"action": call["name"], "input": next(iter(call["args"].values()), "")})})
+            else:
+                dicts.append({"role": ROLES.get(m.type, m.type), "content": m.text})
+        if dicts and dicts[0]["role"] == "system":
+            dicts[0]["content"] += "\n\n" + guide
+        else:
+            dicts.insert(0, {"role": "system", "content": guide})
+        return dicts
+
+    def _generate_tool_call(self, messages: list[BaseMessage], **kwargs: Any) -> ChatResult:
+        runtime = self.runtime()
+        prompt = self._tool_prompt(messages)
+        if not runtime.lock.acquire(timeout=self.lock_timeout_s):
+            raise ProviderError("The local model is busy with other sessions. Retry in a moment.",
+                                kind="busy")
+        try:
+            out = runtime.llama.create_chat_completion(
+                messages=prompt, response_format={"type": "json_object",
+                                                  "schema": self._tool_schema()},
+                **self._completion_kwargs(None, **kwargs))
+        finally:
+            runtime.lock.release()
+        raw = out["choices"][0]["message"]["content"] or "{}"
+        try:
+            decision = json.loads(raw, strict=False)  # the model may put raw newlines in strings
+        except json.JSONDecodeError:
+            decision = {"action": "answer", "input": raw}
+        action, value = decision.get("action", "answer"), str(decision.get("input", ""))
+        tool = next((t for t in self.tools if t["name"] == action), None)
+        if tool is None:
+            message = AIMessage(content=value)
+        else:
+            params = tool.get("parameters", {})
+            first = (params.get("required") or list(params.get("properties", {})) or ["input"])[0]
+            message = AIMessage(content="", tool_calls=[{
+                "name": action, "args": {first: value}, "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "tool_call"}])
+        usage = out.get("usage") or {}
+        message.usage_metadata = UsageMetadata(
+            input_tokens=usage.get("prompt_tokens", 0),
+            output_tokens=usage.get("completion_tokens", 0),
+            total_tokens=usage.get("total_tokens", 0))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -291,6 +381,8 @@ class ChatLocalLlama(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.tools:
+            return self._generate_tool_call(messages, **kwargs)
         merged: AIMessageChunk | None = None
         for chunk in self._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
             merged = chunk.message if merged is None else merged + chunk.message

@@ -45,6 +45,18 @@ def knowledge_base(settings: Settings) -> KnowledgeBase | None:
         return None
 
 
+def knowledge_base_quiet(settings: Settings) -> KnowledgeBase | None:
+    """The knowledge base, or None without a message (for pages where it is
+    optional, such as the agent's knowledge-base tool)."""
+    try:
+        client = _client(settings.chroma_path, settings.chroma_host, settings.chroma_port,
+                         settings.chroma_ssl, "", settings)
+        return KnowledgeBase(client, LocalEmbeddings() if settings.embedder == "local"
+                             else get_embedder(settings))
+    except LlmappError:
+        return None
+
+
 def _chunk_settings() -> ChunkSettings | None:
     c1, c2, c3 = st.columns(3)
     strategy = c1.selectbox("Chunking", STRATEGIES, key="rag_chunking",

@@ -17,10 +17,10 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def serve(tmp_path_factory, **extra_env):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMAPP_"))}
+    env.update(extra_env)
     base = tmp_path_factory.getbasetemp()
     env["LLMAPP_ENV_FILE"] = str(base / "absent.env")
     env["LLMAPP_CHROMA_PATH"] = str(base / "e2e-chroma")
@@ -37,6 +37,24 @@ def app_url(tmp_path_factory):
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    yield from serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def scripted_app_url(tmp_path_factory):
+    """The app with the tests-only scripted tool-calling model."""
+    import json
+
+    script = tmp_path_factory.mktemp("script") / "agent.json"
+    script.write_text(json.dumps([
+        {"tool": "calculator", "args": {"expression": "23*19"}},
+        {"tool": "current_datetime", "args": {"timezone": "Europe/Oslo"}},
+        {"answer": "23 × 19 = **437**, and it is late in Oslo."}]))
+    yield from serve(tmp_path_factory, LLMAPP_SCRIPTED_MODEL=str(script))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +84,7 @@ def test_home_shows_the_active_provider(app_url, page):
     page.goto(app_url)
     page.get_by_text("Building an LLM application").wait_for(timeout=30_000)
     page.get_by_text("Active: local").wait_for(timeout=30_000)
-    assert page.get_by_text("6. Agent").is_visible()
+    page.get_by_role("link", name="6. Agent").wait_for(timeout=10_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "home.png", full_page=True)
 
@@ -138,3 +156,19 @@ def test_prompt_chains_structured_output_shows_json(app_url, page):
     assert '"item"' in shown and '"category"' in shown
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "chains.png", full_page=True)
+
+
+def test_agent_steps_render_live_and_stay_after_reload_of_the_page(scripted_app_url, page):
+    page.goto(f"{scripted_app_url}/Agent")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.wait_for(timeout=30_000)
+    box.fill("What is 23*19, and the time in Oslo?")
+    box.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    answer.get_by_text("2 tool call(s)").wait_for(timeout=60_000)
+    answer.get_by_text("437, and it is late in Oslo").wait_for(timeout=30_000)
+    answer.get_by_text("2 tool call(s)").click()  # open the collapsed steps
+    answer.get_by_text("calculator").first.wait_for()
+    assert "Europe/Oslo" in answer.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "agent.png", full_page=True)

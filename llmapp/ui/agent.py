@@ -1,0 +1,157 @@
+"""Stages 5 and 6: tools and the agent, drawn step by step.
+
+Each step of a run renders into an ``st.status`` block as it happens; the
+steps are kept on the reply (``ChatMessage.steps``) and redrawn, collapsed,
+after every rerun.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from llmapp.agent import AgentEvent, build_agent, run_agent
+from llmapp.chat import ChatMessage, ChatStore
+from llmapp.errors import LlmappError
+from llmapp.providers import GenerationParams, active_provider
+from llmapp.settings import Settings
+from llmapp.tools import ToolError, available_tools, run_tool
+from llmapp.ui.chat import _render_body
+
+
+def tool_calling_notice(settings: Settings) -> None:
+    """Say plainly what the bundled model cannot do."""
+    provider, _ = active_provider(settings)
+    if provider.name == "local":
+        st.warning("The bundled 135M model is far too small to plan tool calls: it often answers "
+                   "without a tool, or calls one with a useless input (asked 23*19, it may call "
+                   "the calculator with an empty expression). Everything it does is shown as it "
+                   "happened. For a real agent, use OpenAI or an OpenAI-compatible server with a "
+                   "tool-capable model (for example Ollama with llama3.1 or qwen2.5).", icon="🐣")
+
+
+def tool_picker(settings: Settings, kb=None, collection: str | None = None):
+    """A multiselect of tools; returns the chosen tools by name."""
+    tools = available_tools(kb, collection)
+    chosen = st.sidebar.multiselect("Tools", list(tools), default=[
+        n for n in ("calculator", "word_count", "current_datetime", "knowledge_base")
+        if n in tools], key="agent_tools")
+    return {name: tools[name] for name in chosen}
+
+
+def manual_console(tools) -> None:
+    """Call any tool directly with arguments: useful offline and for teaching."""
+    with st.expander("Tool console: call a tool yourself", expanded=False):
+        if not tools:
+            st.caption("Pick some tools in the sidebar.")
+            return
+        name = st.selectbox("Tool", list(tools), key="console_tool")
+        tool = tools[name]
+        st.caption(tool.description)
+        args = {}
+        for arg, spec in tool.args.items():
+            args[arg] = st.text_input(arg, key=f"console_{name}_{arg}",
+                                      help=spec.get("description") or spec.get("type"))
+            if spec.get("type") == "integer" and args[arg]:
+                try:
+                    args[arg] = int(args[arg])
+                except ValueError:
+                    pass
+            if args[arg] == "" and arg not in tool.tool_call_schema.model_json_schema().get(
+                    "required", []):
+                del args[arg]
+        if st.button("Call", key="console_call"):
+            try:
+                result, seconds = run_tool(tool, args)
+            except ToolError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"{name} answered in {seconds * 1000:.0f} ms")
+                st.code(result, language=None, wrap_lines=True)
+
+
+def render_steps(steps: list[dict], expanded: bool = False) -> None:
+    """An agent's kept steps, as a completed status block."""
+    if not steps:
+        return
+    calls = sum(s["kind"] == "tool_call" for s in steps)
+    limit = next((s for s in steps if s["kind"] == "limit"), None)
+    state = "error" if limit else "complete"
+    with st.status(f"{calls} tool call(s)" + (" · stopped" if limit else ""), state=state,
+                   expanded=expanded):
+        for step in steps:
+            _render_step(step)
+
+
+def _render_step(step: dict) -> None:
+    if step["kind"] == "tool_call":
+        st.markdown(f"🔧 **{step['name']}** `{json.dumps(step['args'], ensure_ascii=False)}`")
+    elif step["kind"] == "tool_result":
+        mark = "✅" if step["ok"] else "⚠️"
+        st.markdown(f"{mark} result of **{step['name']}** ({step['seconds'] * 1000:.0f} ms)")
+        st.code(step["text"][:2000], language=None, wrap_lines=True)
+    elif step["kind"] == "limit":
+        st.error(step["text"] or "The run hit its limit.", icon="🛑")
+
+
+def render_agent_chat(store: ChatStore) -> None:
+    """The transcript, each agent reply with its steps."""
+    for message in store:
+        with st.chat_message(message.role):
+            render_steps(message.steps)
+            _render_body(message)
+
+
+def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls: int,
+                max_tool_calls: int, params: GenerationParams) -> ChatMessage:
+    """Run the agent on the last user message; steps render live into a
+    status block, the answer streams as Markdown; all is kept in ``store``."""
+    provider, _ = active_provider(settings)
+    history = store.history()
+    question = history[-1]["content"]
+    steps: list[dict] = []
+    with st.chat_message("assistant"):
+        try:
+            model = provider.chat_model(settings, params)
+            agent = build_agent(model, list(tools.values()), max_model_calls=max_model_calls,
+                                max_tool_calls=max_tool_calls)
+            status = st.status("Thinking…", expanded=True)
+            answer_box = st.empty()
+            tokens: list[str] = []
+            answer = ""
+            for event in run_agent(agent, question, history=history[:-1]):
+                answer = _show(event, status, answer_box, tokens, steps) or answer
+            calls = sum(s["kind"] == "tool_call" for s in steps)
+            stopped = any(s["kind"] == "limit" for s in steps)
+            status.update(label=f"{calls} tool call(s)" + (" · stopped" if stopped else ""),
+                          state="error" if stopped else "complete", expanded=False)
+            message = ChatMessage("assistant", answer or "".join(tokens), steps=steps)
+        except LlmappError as exc:
+            message = ChatMessage("assistant", "", error=str(exc), steps=steps)
+            st.error(str(exc), icon="⚠️")
+        except Exception as exc:  # a provider error inside the graph
+            error = provider.describe_error(exc, settings)
+            message = ChatMessage("assistant", "", error=str(error), steps=steps)
+            st.error(str(error), icon="⚠️")
+    store.add(message)
+    return message
+
+
+def _show(event: AgentEvent, status, answer_box, tokens: list[str], steps: list[dict]) -> str:
+    if event.kind == "token":
+        tokens.append(event.text)
+        answer_box.markdown("".join(tokens))
+        return ""
+    if event.kind == "answer":
+        answer_box.markdown(event.text)
+        return event.text
+    step = event.to_dict()
+    steps.append(step)
+    with status:
+        _render_step(step)
+    if event.kind == "tool_call":
+        status.update(label=f"Calling {event.name}…")
+    elif event.kind == "limit":
+        status.update(label="Stopped by a limit", state="error")
+    return ""

@@ -1,0 +1,29 @@
+"""Stage 6: an agent that plans tool calls until it can answer, with its steps shown."""
+
+import streamlit as st
+
+from llmapp import ui
+
+st.set_page_config(page_title="6 · Agent", page_icon="🤖")
+settings = ui.sidebar()
+params, _ = ui.generation_controls(settings, page="agent", system=False)
+st.sidebar.subheader("Limits")
+max_model_calls = st.sidebar.slider("Model calls per run", 1, 20, 6, key="agent_model_calls")
+max_tool_calls = st.sidebar.slider("Tool calls per run", 1, 20, 8, key="agent_tool_calls")
+kb = ui.knowledge_base_quiet(settings)
+tools = ui.tool_picker(settings, kb, "handbook")
+db = ui.conversation_store(settings)
+store = ui.conversation_picker(db)
+
+st.title("🤖 6 · Agent")
+st.caption("The agent thinks, calls a tool, reads the result, and repeats until it can answer "
+           "(ReAct), within the limits in the sidebar. Every step shows as it happens.")
+ui.tool_calling_notice(settings)
+ui.manual_console(tools)
+
+ui.render_agent_chat(store)
+if prompt := st.chat_input("Ask something that needs a tool, e.g. 'What is 23*19?'"):
+    ui.add_user(store, prompt)
+if store.awaiting_reply:
+    ui.agent_reply(store, settings, tools, max_model_calls=max_model_calls,
+                   max_tool_calls=max_tool_calls, params=params)

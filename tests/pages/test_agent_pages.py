@@ -1,0 +1,91 @@
+import json
+
+import pytest
+
+from helpers import texts
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def scripted(tmp_path, monkeypatch):
+    def use(*replies):
+        path = tmp_path / f"script-{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps(list(replies)))
+        monkeypatch.setenv("LLMAPP_SCRIPTED_MODEL", str(path))
+    return use
+
+
+@pytest.fixture
+def agent_page(app, tmp_path):
+    return lambda page="pages/6_Agent.py": app(
+        page, LLMAPP_CHROMA_PATH=str(tmp_path / "chroma"),
+        LLMAPP_DATABASE_URL=f"sqlite:///{tmp_path}/conversations.sqlite3")
+
+
+def statuses(message):
+    return [s.label for s in message.status]
+
+
+def test_agent_steps_show_and_survive_a_rerun(scripted, agent_page):
+    scripted({"tool": "calculator", "args": {"expression": "23*19"}},
+             {"tool": "calculator", "args": {"expression": ""}},
+             {"answer": "23 × 19 = **437**."})
+    at = agent_page()
+    assert not at.exception and "scripted test model" in texts(at)
+    at.chat_input[0].set_value("What is 23*19?").run()
+    assert not at.exception
+    reply = at.chat_message[1]
+    assert statuses(reply) == ["2 tool call(s)"]
+    shown = texts(at)
+    assert '🔧 **calculator** `{"expression": "23*19"}`' in shown
+    assert "⚠️ result of **calculator**" in shown  # the empty expression came back as an error
+    assert any(c.value == "437" for c in at.code)
+    assert any("The expression is empty" in c.value for c in at.code)
+    assert reply.markdown[-1].value == "23 × 19 = **437**."
+    at.run()  # a rerun redraws the kept steps, collapsed
+    assert statuses(at.chat_message[1]) == ["2 tool call(s)"]
+    assert '🔧 **calculator** `{"expression": "23*19"}`' in texts(at)
+
+
+def test_a_limit_shows_a_stop_card(scripted, agent_page):
+    scripted(*[{"tool": "word_count", "args": {"text": "again"}}] * 10)
+    at = agent_page()
+    at.sidebar.slider(key="agent_model_calls").set_value(2).run()
+    at.chat_input[0].set_value("Loop forever").run()
+    assert not at.exception
+    assert statuses(at.chat_message[1]) == ["2 tool call(s) · stopped"]
+    assert any(e.value for e in at.chat_message[1].error)
+
+
+def test_memory_across_turns_comes_from_the_conversation(scripted, agent_page, tmp_path):
+    scripted({"answer": "Noted, Ada."}, {"answer": "You are Ada."})
+    at = agent_page()
+    at.chat_input[0].set_value("My name is Ada.").run()
+    at.chat_input[0].set_value("Who am I?").run()
+    assert [m.markdown[-1].value for m in at.chat_message] == [
+        "My name is Ada.", "Noted, Ada.", "Who am I?", "You are Ada."]
+    from llmapp.conversations import ConversationStore
+
+    [conv] = ConversationStore(tmp_path / "conversations.sqlite3").list()
+    assert conv.messages == 4
+
+
+def test_tools_page_runs_one_tool_round_and_the_console(scripted, agent_page):
+    scripted({"tool": "current_datetime", "args": {"timezone": "Asia/Tokyo"}},
+             {"answer": "It is evening in Tokyo."})
+    at = agent_page("pages/5_Tools.py")
+    at.chat_input[0].set_value("What time is it in Tokyo?").run()
+    assert not at.exception
+    assert statuses(at.chat_message[1]) == ["1 tool call(s)"]
+    assert any("(Asia/Tokyo, UTC+0900)" in c.value for c in at.code)
+    at.selectbox(key="console_tool").select("calculator").run()
+    at.text_input(key="console_calculator_expression").input("6*7").run()
+    next(b for b in at.button if b.label == "Call").click().run()
+    assert any(c.value == "42" for c in at.code)
+
+
+def test_the_bundled_model_is_described_honestly(app, tmp_path):
+    at = app("pages/6_Agent.py", LLMAPP_CHROMA_PATH=str(tmp_path / "chroma"),
+             LLMAPP_DATABASE_URL=f"sqlite:///{tmp_path}/c.sqlite3")
+    assert "far too small to plan tool calls" in at.warning[0].value
