@@ -3,7 +3,6 @@
 import streamlit as st
 
 from llmapp import ui
-from llmapp.providers import GenerationParams
 
 st.set_page_config(page_title="3 · RAG", page_icon="📚")
 settings = ui.sidebar()
@@ -25,4 +24,4 @@ ui.render_rag_chat(store)
 if prompt := st.chat_input(f"Ask the {name} collection", disabled=not documents):
     ui.render_message(store.add_user(prompt))
 if store.awaiting_reply:
-    ui.answer(kb, name, store, settings, GenerationParams(temperature=0.2), retrieval)
+    ui.answer(kb, name, store, settings, retrieval)

@@ -7,8 +7,7 @@ from llmapp import ui
 st.set_page_config(page_title="5 · Tools", page_icon="🔧")
 settings = ui.sidebar()
 params, _ = ui.generation_controls(settings, page="tools", system=False)
-kb = ui.knowledge_base_quiet(settings)
-tools = ui.tool_picker(settings, kb, "handbook")
+tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
 store = ui.chat_store("tools")
 st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
 

@@ -7,11 +7,8 @@ from llmapp import ui
 st.set_page_config(page_title="6 · Agent", page_icon="🤖")
 settings = ui.sidebar()
 params, _ = ui.generation_controls(settings, page="agent", system=False)
-st.sidebar.subheader("Limits")
-max_model_calls = st.sidebar.slider("Model calls per run", 1, 20, 6, key="agent_model_calls")
-max_tool_calls = st.sidebar.slider("Tool calls per run", 1, 20, 8, key="agent_tool_calls")
-kb = ui.knowledge_base_quiet(settings)
-tools = ui.tool_picker(settings, kb, "handbook")
+max_model_calls, max_tool_calls = ui.agent_limits()
+tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
 db = ui.conversation_store(settings)
 store = ui.conversation_picker(db)
 

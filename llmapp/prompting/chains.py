@@ -198,9 +198,9 @@ def skeleton(question: str, model_for: ModelFor, compare: bool = True) -> Iterat
     points = parse_points(sk.output)
     fallback = None
     if not points:
-        from llmapp.rag.chunking import _sentences
+        from llmapp.rag.chunking import sentences
 
-        points = [s.rstrip(".") for s in _sentences(sk.output)][:5]
+        points = [s.rstrip(".") for s in sentences(sk.output)][:5]
         fallback = "The skeleton was not a numbered list; each of its sentences became a point."
     if not points:
         raise PromptError(f"The skeleton has no points to expand: {sk.output[:200]!r}")

@@ -84,14 +84,14 @@ def match_sources(answer: str, hits: Sequence[Hit], embedder,
     of first match."""
     import numpy as np
 
-    from llmapp.rag.chunking import _sentences
+    from llmapp.rag.chunking import sentences
 
-    said = [s for s in _sentences(answer) if len(s) > 15]
+    said = [s for s in sentences(answer) if len(s) > 15]
     if not said or not hits:
         return []
     pieces, owner = [], []
     for n, hit in enumerate(hits, start=1):
-        for sentence in _sentences(hit.context):
+        for sentence in sentences(hit.context):
             pieces.append(sentence)
             owner.append(n)
     a = np.array(embedder.embed_documents(said))
@@ -126,6 +126,20 @@ class RagReply:
                  "score": round(h.score, 3), "text": h.context,
                  "cited": how if n in cited else ""}
                 for n, h in enumerate(self.hits, start=1)]
+
+    @property
+    def stream(self):
+        """The answer's text as it arrives (see :class:`~llmapp.chat.Reply`)."""
+        return self.reply.stream
+
+    @property
+    def notices(self) -> list[str]:
+        """Sentences for the UI, e.g. dropped turns."""
+        return self.reply.notices
+
+    def failed(self, error) -> ChatMessage:
+        """The answer as a failure: the text so far and the error."""
+        return self.reply.failed(error)
 
     def message(self) -> ChatMessage:
         """The finished answer with its sources."""

@@ -95,7 +95,8 @@ def _splitter(size: int, overlap: int):
                                           length_function=len, strip_whitespace=True)
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``, stripped (pysbd, English rules)."""
     import pysbd
 
     segmenter = pysbd.Segmenter(language="en", clean=False)
@@ -131,7 +132,7 @@ def chunk(sections: Sequence[Section], settings: ChunkSettings = ChunkSettings()
                     section.text):
                 add(piece, section.page)
         elif settings.strategy == "sentence":
-            for sentence in _sentences(section.text):
+            for sentence in sentences(section.text):
                 add(sentence, section.page)
         elif settings.strategy == "parent-child":
             parents = _splitter(settings.parent_size, 0).split_text(section.text)

@@ -15,9 +15,10 @@ from llmapp.agent import AgentEvent, build_agent, run_agent
 from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams, active_provider
+from llmapp.rag.store import DEFAULT_COLLECTION
 from llmapp.settings import Settings
 from llmapp.tools import ToolError, available_tools, run_tool
-from llmapp.ui.chat import _render_body
+from llmapp.ui.chat import render_body
 
 
 def tool_calling_notice(settings: Settings) -> None:
@@ -31,13 +32,21 @@ def tool_calling_notice(settings: Settings) -> None:
                    "tool-capable model (for example Ollama with llama3.1 or qwen2.5).", icon="🐣")
 
 
-def tool_picker(settings: Settings, kb=None, collection: str | None = None):
-    """A multiselect of tools; returns the chosen tools by name."""
+def tool_picker(settings: Settings, kb=None, collection: str | None = DEFAULT_COLLECTION):
+    """A multiselect of tools; returns the chosen tools by name. The
+    knowledge-base tool searches ``collection`` when ``kb`` is given."""
     tools = available_tools(kb, collection)
     chosen = st.sidebar.multiselect("Tools", list(tools), default=[
         n for n in ("calculator", "word_count", "current_datetime", "knowledge_base")
         if n in tools], key="agent_tools")
     return {name: tools[name] for name in chosen}
+
+
+def agent_limits() -> tuple[int, int]:
+    """Sidebar sliders: ``(max model calls, max tool calls)`` per run."""
+    st.sidebar.subheader("Limits")
+    return (st.sidebar.slider("Model calls per run", 1, 20, 6, key="agent_model_calls"),
+            st.sidebar.slider("Tool calls per run", 1, 20, 8, key="agent_tool_calls"))
 
 
 def manual_console(tools) -> None:
@@ -100,7 +109,7 @@ def render_agent_chat(store: ChatStore) -> None:
     for message in store:
         with st.chat_message(message.role):
             render_steps(message.steps)
-            _render_body(message)
+            render_body(message)
 
 
 def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls: int,

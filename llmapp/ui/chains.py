@@ -9,7 +9,7 @@ import streamlit as st
 from llmapp.chat import to_langchain
 from llmapp.errors import LlmappError
 from llmapp.prompting import PromptError
-from llmapp.prompting.chains import Step, density, sequential, skeleton, thought
+from llmapp.prompting.chains import Step, density, fit_document, sequential, skeleton, thought
 from llmapp.prompting.selectors import (FOOD_EXAMPLES, BudgetReport, check_examples, fit_budget,
                                         parse_examples, select_examples)
 from llmapp.prompting.structured import BUILT_IN, StructuredOutputError, schema_of, \
@@ -137,8 +137,7 @@ def chain_panel(settings: Settings, technique: str, params: GenerationParams) ->
 def _fit(settings: Settings, text: str, params: GenerationParams) -> str:
     provider, _ = active_provider(settings)
     budget = provider.context_window(settings) - params.max_tokens - 300
-    fitted, notice = __import__("llmapp.prompting.chains", fromlist=["fit_document"]
-                                ).fit_document(text, provider.token_counter(settings), budget)
+    fitted, notice = fit_document(text, provider.token_counter(settings), budget)
     if notice:
         st.warning(notice, icon="✂️")
     return fitted

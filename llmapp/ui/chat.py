@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -20,7 +22,7 @@ def chat_store(name: str) -> ChatStore:
     return st.session_state.setdefault(f"_llmapp_chat_{name}", ChatStore())
 
 
-def _render_body(message: ChatMessage) -> None:
+def render_body(message: ChatMessage) -> None:
     for notice in message.notices:
         st.caption(f"ℹ️ {notice}")
     if message.content:
@@ -34,7 +36,7 @@ def _render_body(message: ChatMessage) -> None:
 def render_message(message: ChatMessage) -> None:
     """Draw one stored message."""
     with st.chat_message(message.role):
-        _render_body(message)
+        render_body(message)
 
 
 def render_chat(store: ChatStore) -> None:
@@ -47,21 +49,26 @@ def render_chat(store: ChatStore) -> None:
                   help="Send your last message again.")
 
 
-def respond(store: ChatStore, settings: Settings, params: GenerationParams,
-            system_prompt: str = "", memory: Memory | None = None) -> ChatMessage:
-    """Stream the assistant's reply to the last user message, live, as
-    Markdown, and store it (or the error) in ``store``. With ``memory``, its
-    strategy picks the history, and ``store.summary_state`` and
-    ``store.last_budget`` are updated. Never raises an
-    :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
+def stream_reply(store: ChatStore, start: Callable[[], Any],
+                 spinner: str = "Preparing the model…",
+                 after: Callable[[ChatMessage], None] | None = None) -> tuple[ChatMessage, Any]:
+    """Draw an assistant reply live and store it (or its error) in ``store``.
+
+    Args:
+        start: prepares the reply (a :class:`~llmapp.chat.Reply` or anything
+            with ``stream``, ``notices``, ``message()`` and ``failed(error)``).
+        spinner: shown while ``start`` runs.
+        after: draws more under a finished reply (e.g. its sources).
+
+    Returns:
+        ``(message, reply)``; ``reply`` is None when ``start`` failed. Never
+        raises an :class:`~llmapp.errors.LlmappError`: it becomes the message.
+    """
+    reply = None
     with st.chat_message("assistant"):
         try:
-            busy = "Summarizing older turns…" if memory and memory.strategy == "summary" \
-                else "Preparing the model…"
-            with st.spinner(busy):
-                reply = start_reply(store, settings, params, system_prompt, memory,
-                                    store.summary_state)
-            store.last_budget = reply.budget
+            with st.spinner(spinner):
+                reply = start()
         except LlmappError as exc:
             message = ChatMessage("assistant", "", error=str(exc),
                                   retryable=getattr(exc, "retryable", False))
@@ -80,14 +87,34 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
                 reply.stream.close()
             if message.stats is not None:
                 st.caption(message.stats.summary())
-            if memory is not None and message.error is None:
-                store.summary_state = reply.budget.summary_state
+            if after is not None:
+                after(message)
         if message.error:
             st.error(message.error, icon="⚠️")
     try:
         store.add(message)
     except LlmappError as exc:  # the reply is shown and kept in this session
         st.warning(f"Not saved: {exc}")
+    return message, reply
+
+
+def respond(store: ChatStore, settings: Settings, params: GenerationParams,
+            system_prompt: str = "", memory: Memory | None = None) -> ChatMessage:
+    """Stream the assistant's reply to the last user message, live, as
+    Markdown, and store it (or the error) in ``store``. With ``memory``, its
+    strategy picks the history, and ``store.summary_state`` and
+    ``store.last_budget`` are updated. Never raises an
+    :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
+    def start():
+        reply = start_reply(store, settings, params, system_prompt, memory, store.summary_state)
+        store.last_budget = reply.budget
+        return reply
+
+    busy = "Summarizing older turns…" if memory and memory.strategy == "summary" \
+        else "Preparing the model…"
+    message, reply = stream_reply(store, start, busy)
+    if memory is not None and reply is not None and message.error is None:
+        store.summary_state = reply.budget.summary_state
     if message.error:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
                   help="Send your last message again.")

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from llmapp.chat import ChatMessage, ChatStore
-from llmapp.errors import LlmappError, ProviderError
+from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams
 from llmapp.rag import IngestError, RagError
 from llmapp.rag.answer import RetrievalSettings, start_answer
@@ -19,6 +19,7 @@ from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
 from llmapp.rag.loaders import SUPPORTED
 from llmapp.rag.store import DEFAULT_COLLECTION, KnowledgeBase, make_client
 from llmapp.settings import Settings
+from llmapp.ui.chat import render_body, stream_reply
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "handbook"
 NEW = "➕ new collection…"
@@ -29,30 +30,30 @@ def _client(path: str, host: str, port: int, ssl: bool, headers_hash: str, _sett
     return make_client(_settings)
 
 
+def _open(settings: Settings) -> KnowledgeBase:
+    headers = settings.chroma_headers.get_secret_value() if settings.chroma_headers else ""
+    client = _client(settings.chroma_path, settings.chroma_host, settings.chroma_port,
+                     settings.chroma_ssl, hashlib.sha256(headers.encode()).hexdigest(), settings)
+    embedder = LocalEmbeddings() if settings.embedder == "local" else get_embedder(settings)
+    return KnowledgeBase(client, embedder)
+
+
 def knowledge_base(settings: Settings) -> KnowledgeBase | None:
     """The knowledge base for these settings, or None with the error shown.
     The Chroma client is shared by sessions; an OpenAI embedder (which may
     carry a session's key) is built per session."""
-    headers = settings.chroma_headers.get_secret_value() if settings.chroma_headers else ""
     try:
-        client = _client(settings.chroma_path, settings.chroma_host, settings.chroma_port,
-                         settings.chroma_ssl, hashlib.sha256(headers.encode()).hexdigest(),
-                         settings)
-        embedder = LocalEmbeddings() if settings.embedder == "local" else get_embedder(settings)
-        return KnowledgeBase(client, embedder)
+        return _open(settings)
     except LlmappError as exc:
         st.error(str(exc), icon="🗄️")
         return None
 
 
 def knowledge_base_quiet(settings: Settings) -> KnowledgeBase | None:
-    """The knowledge base, or None without a message (for pages where it is
-    optional, such as the agent's knowledge-base tool)."""
+    """The same, or None without a message (for pages where it is optional,
+    such as the agent's knowledge-base tool)."""
     try:
-        client = _client(settings.chroma_path, settings.chroma_host, settings.chroma_port,
-                         settings.chroma_ssl, "", settings)
-        return KnowledgeBase(client, LocalEmbeddings() if settings.embedder == "local"
-                             else get_embedder(settings))
+        return _open(settings)
     except LlmappError:
         return None
 
@@ -205,41 +206,21 @@ def render_sources(message: ChatMessage) -> None:
 
 def render_rag_chat(store: ChatStore) -> None:
     """The transcript with each answer's sources."""
-    from llmapp.ui.chat import _render_body
-
     for message in store:
         with st.chat_message(message.role):
-            _render_body(message)
+            render_body(message)
             render_sources(message)
     last = store.messages[-1] if len(store) else None
     if last is not None and last.error is not None:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply)
 
 
+ANSWER_PARAMS = GenerationParams(temperature=0.2)
+"""Grounded answers: low temperature keeps them close to the sources."""
+
+
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
-           params: GenerationParams, retrieval: RetrievalSettings) -> None:
+           retrieval: RetrievalSettings, params: GenerationParams = ANSWER_PARAMS) -> None:
     """Retrieve, stream a cited answer, show its sources, and store it."""
-    with st.chat_message("assistant"):
-        try:
-            with st.spinner("Retrieving…"):
-                rag = start_answer(kb, name, store, settings, params, retrieval)
-        except LlmappError as exc:
-            message = ChatMessage("assistant", "", error=str(exc),
-                                  retryable=getattr(exc, "retryable", False))
-        else:
-            for notice in rag.reply.notices:
-                st.caption(f"ℹ️ {notice}")
-            try:
-                st.write_stream(rag.reply.stream)
-            except ProviderError as exc:
-                message = rag.reply.failed(exc)
-            else:
-                message = rag.message()
-            finally:
-                rag.reply.stream.close()
-            if message.stats is not None:
-                st.caption(message.stats.summary())
-            render_sources(message)
-        if message.error:
-            st.error(message.error, icon="⚠️")
-    store.add(message)
+    stream_reply(store, lambda: start_answer(kb, name, store, settings, params, retrieval),
+                 "Retrieving…", after=render_sources)
