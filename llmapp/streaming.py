@@ -197,3 +197,28 @@ class ReplyStream(Iterator[str]):
         for _ in self:
             pass
         return self.text
+
+
+RENDER_INTERVAL_S = 0.06
+"""Seconds between two updates of a streamed reply on a page. Each update is a
+websocket message and a Markdown re-render of the whole reply; one per token
+held the page at 84 tokens/s where the model gave 140, one every ~50-80 ms
+gave 97 (measured in Chromium on 2 cores)."""
+
+
+def coalesce(chunks: Iterable[str], interval_s: float = RENDER_INTERVAL_S,
+             clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
+    """Join ``chunks`` into fewer, larger pieces: the first at once (so TTFT
+    does not change), then at most one every ``interval_s`` seconds, and the
+    rest at the end. The concatenated text is unchanged."""
+    buffer: list[str] = []
+    last = None
+    for chunk in chunks:
+        buffer.append(chunk)
+        now = clock()
+        if last is None or now - last >= interval_s:
+            yield "".join(buffer)
+            buffer.clear()
+            last = now
+    if buffer:
+        yield "".join(buffer)

@@ -10,7 +10,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, SERVER_KEY, Server, free_port, wait_for_http
-from llmapp.providers.local import bundled_model_path
 from llmapp.settings import SPECS, Settings, resolve
 
 
@@ -29,14 +28,11 @@ def local_settings() -> Settings:
     return resolve(environ={}, env_file={})
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[Server]:
+def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-         "--model_alias", "smollm2", "--api_key", SERVER_KEY, "--verbose", "False", *extra],
-        stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "serve_gguf.py"), str(port),
+                             SERVER_KEY], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/v1/models", 60, proc)
         yield Server(f"http://127.0.0.1:{port}/v1", SERVER_KEY)
@@ -48,15 +44,16 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[Se
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``llama_cpp.server`` serving the bundled model over HTTP on localhost,
-    requiring the API key ``SERVER_KEY``."""
+    """llama.cpp's server (``tests/serve_gguf.py``) serving the bundled model
+    over HTTP on localhost, requiring the API key ``SERVER_KEY``, with
+    OpenAI-style tool calling."""
     yield from _serve(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The same, with llama.cpp's OpenAI-style tool calling (chatml-function-calling)."""
-    yield from _serve(tmp_path_factory, "--chat_format", "chatml-function-calling")
+def tool_server(llama_server: Server) -> Server:
+    """The same server: llama.cpp's server parses tool calls itself."""
+    return llama_server
 
 
 @pytest.fixture

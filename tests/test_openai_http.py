@@ -1,6 +1,6 @@
 """The OpenAI code path against real HTTP servers on localhost.
 
-``llama_cpp.server`` serves the bundled model with an API key; two tiny
+llama.cpp's server (``tests/serve_gguf.py``) serves the bundled model with an API key; two tiny
 stdlib servers stand in for a rate-limiting and a silent server.
 """
 
@@ -68,7 +68,7 @@ def test_the_openai_provider_over_http_counts_and_prices(llama_server, monkeypat
     assert reply.stream.consume().strip()
     stats = reply.stream.stats
     assert (stats.provider, stats.model) == ("openai", "gpt-4.1-mini")
-    assert stats.usage_source == "counted"  # the server sent no usage; tiktoken is exact here
+    assert stats.usage_source == "reported"  # llama.cpp's server reports usage, as OpenAI does
     assert stats.cost_usd == pytest.approx(
         (stats.prompt_tokens * 0.40 + stats.completion_tokens * 1.60) / 1e6)
     assert "≈ $" in stats.summary()

@@ -3,7 +3,8 @@
 ========================  ===========================================  =========
 name                      what it runs                                 needs
 ========================  ===========================================  =========
-``local``                 SmolLM2-135M-Instruct via llama-cpp-python   nothing
+``local``                 SmolLM2-135M-Instruct via llama.cpp          nothing
+                          (xllamacpp, or llama-cpp-python)
 ``openai``                ``ChatOpenAI``                               a key
 ``openai-compatible``     ``ChatOpenAI`` at a base URL (Ollama, vLLM,  a URL
                           LM Studio, llama.cpp's server)
@@ -119,9 +120,11 @@ class LocalProvider(Provider):
 
     def status(self, settings: Settings) -> ProviderStatus:
         from llmapp.providers.local import bundled_model_path
+        from llmapp.providers.runtime import runtime_available
 
-        if importlib.util.find_spec("llama_cpp") is None:
-            return ProviderStatus(False, "llama-cpp-python is not installed")
+        missing = runtime_available(settings.local_runtime)
+        if missing:
+            return ProviderStatus(False, missing)
         if settings.local_model_path:
             from pathlib import Path
 
@@ -136,7 +139,8 @@ class LocalProvider(Provider):
         from llmapp.providers.local import ChatLocalLlama
 
         return ChatLocalLlama(
-            model_path=settings.local_model_path, n_ctx=settings.local_n_ctx,
+            model_path=settings.local_model_path, runtime_name=settings.local_runtime,
+            n_ctx=settings.local_n_ctx,
             n_threads=settings.local_n_threads, temperature=params.temperature,
             top_p=params.top_p, max_tokens=params.max_tokens, stop=list(params.stop))
 
@@ -144,7 +148,7 @@ class LocalProvider(Provider):
         from llmapp.providers.local import LocalCounter, get_runtime
 
         runtime = get_runtime(settings.local_model_path, settings.local_n_ctx,
-                              settings.local_n_threads)
+                              settings.local_n_threads, settings.local_runtime)
         return _cached_counter(("local", id(runtime)), lambda: LocalCounter(runtime))
 
     def context_window(self, settings: Settings) -> int:

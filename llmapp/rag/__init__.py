@@ -9,7 +9,7 @@ generate from it, citing each chunk used.
 * :mod:`.store`: Chroma on disk or a Chroma server; idempotent ingestion.
 * :mod:`.answer`: the grounded prompt and cited, streamed answers.
 
-chromadb, torch and sentence-transformers load lazily, on first use.
+chromadb and ONNX Runtime load lazily, on first use.
 """
 
 from llmapp.errors import LlmappError

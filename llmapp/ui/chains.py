@@ -17,6 +17,7 @@ from llmapp.prompting.structured import BUILT_IN, StructuredOutputError, schema_
 from llmapp.prompting.templates import SYSTEM_TEMPLATE, USER_TEMPLATE, PromptSpec
 from llmapp.providers import PROVIDERS, GenerationParams, active_provider, chat_model_for
 from llmapp.settings import Settings
+from llmapp.streaming import coalesce
 
 TECHNIQUES = {
     "template": "Prompt template + few-shot examples",
@@ -84,7 +85,7 @@ def _run_steps(events) -> list[Step]:
                         with st.expander(f"{step.name}: prompt as sent"):
                             for message in step.prompt:
                                 st.code(message["content"], language=None, wrap_lines=True)
-                    written = st.write_stream(step.stream)
+                    written = st.write_stream(coalesce(step.stream))
                     step.output = step.output or (written if isinstance(written, str) else "")
                     for note in step.notes:
                         st.caption(f"⏱️ {note}")
@@ -220,7 +221,8 @@ def template_panel(settings: Settings, params: GenerationParams) -> None:
             st.code(message["content"], language=None, wrap_lines=True)
     model = chat_model_for(settings, provider.name, params)
     try:
-        st.write_stream(str(c.text) for c in model.stream(to_langchain(messages)) if c.text)
+        chunks = (str(c.text) for c in model.stream(to_langchain(messages)) if c.text)
+        st.write_stream(coalesce(chunks))
     except LlmappError as exc:
         st.error(str(exc))
     except Exception as exc:

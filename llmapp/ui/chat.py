@@ -13,6 +13,7 @@ from llmapp.errors import LlmappError, ProviderError
 from llmapp.memory import Memory
 from llmapp.providers import GenerationParams
 from llmapp.settings import Settings
+from llmapp.streaming import coalesce
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
             for notice in reply.notices:
                 st.caption(f"ℹ️ {notice}")
             try:
-                st.write_stream(reply.stream)
+                st.write_stream(coalesce(reply.stream))
             except ProviderError as exc:
                 message = reply.failed(exc)
             else:

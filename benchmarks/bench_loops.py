@@ -1,0 +1,113 @@
+"""How often the bundled model loops on the pages' own example prompts, under
+several anti-repetition settings, side by side.
+
+Each page example is built by the same library code the page uses (system
+prompt, RAG context from the sample handbook, memory turns), then sampled
+``--samples`` times per setting with different seeds, at the page's own
+temperature and max tokens. A reply loops when a 4-word phrase occurs 3 times
+or more (:func:`llmapp.repetition.loops`). Prints loops per setting and page.
+
+    python benchmarks/bench_loops.py [--samples 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+from pathlib import Path
+
+from llmapp import config
+from llmapp.providers.local import get_runtime
+from llmapp.providers.runtime import Sampling
+from llmapp.repetition import loops, most_repeated
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "repeat 1.0": {"repeat_penalty": 1.0, "dry_multiplier": 0.0},
+    "repeat 1.1": {"repeat_penalty": 1.1, "dry_multiplier": 0.0},
+    "repeat 1.2": {"repeat_penalty": 1.2, "dry_multiplier": 0.0},
+    "repeat 1.1 + DRY 0.8": {"repeat_penalty": 1.1, "dry_multiplier": 0.8},
+}
+
+
+def rag_messages(question: str) -> list[dict]:
+    from llmapp.rag.answer import QUESTION_TEMPLATE, SYSTEM_PROMPT, format_context
+    from llmapp.rag.chunking import ChunkSettings
+    from llmapp.rag.store import knowledge_base
+    from llmapp.settings import resolve
+
+    tmp = tempfile.mkdtemp()
+    kb = knowledge_base(resolve(environ={"LLMAPP_CHROMA_PATH": tmp}, env_file={}))
+    for path in sorted((ROOT / "data" / "handbook").glob("*.*")):
+        if path.suffix in (".md", ".txt", ".pdf"):
+            kb.ingest("handbook", path.read_bytes(), path.name, ChunkSettings())
+    hits = kb.search("handbook", question, 4)
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": QUESTION_TEMPLATE.format(context=format_context(hits),
+                                                                 question=question)}]
+
+
+def examples() -> dict[str, tuple[list[dict], float, int]]:
+    """Page -> (messages, temperature, max tokens), as the page sends them."""
+    system = {"role": "system", "content": config.DEFAULT_SYSTEM_PROMPT}
+    return {
+        "1 simple": ([system, {"role": "user", "content": "Compare Python and Rust in a table"}],
+                     config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
+        "3 RAG": (rag_messages("What is chunk overlap?"), 0.2, config.DEFAULT_MAX_TOKENS),
+        "4 memory": ([system, {"role": "user", "content": "My name is Ada."},
+                      {"role": "assistant", "content": "Nice to meet you, Ada!"},
+                      {"role": "user", "content": "What is my name?"}],
+                     config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=6)
+    args = parser.parse_args()
+    runtime = get_runtime()
+    pages = examples()
+    table: dict[str, dict[str, list]] = {s: {p: [] for p in pages} for s in SETTINGS}
+    jobs = [(s, p, seed) for s in SETTINGS for p in pages for seed in range(args.samples)]
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not jobs:
+                    return
+                setting, page, seed = jobs.pop()
+            messages, temperature, max_tokens = pages[page]
+            try:
+                out = runtime.complete(messages, Sampling(temperature=temperature,
+                                                          max_tokens=max_tokens, seed=seed,
+                                                          **SETTINGS[setting]))
+            except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                print(f"{setting} / {page} / seed {seed}: {exc!r}")
+                continue
+            with lock:
+                table[setting][page].append({"loops": loops(out.text),
+                                             "repeated": most_repeated(out.text),
+                                             "tokens": out.completion_tokens,
+                                             "finish": out.finish_reason, "text": out.text})
+
+    threads = [threading.Thread(target=work) for _ in range(runtime.parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"replies that loop, of {args.samples} per page ({', '.join(pages)}):")
+    for setting, rows in table.items():
+        counts = [sum(r["loops"] for r in rows[p]) for p in pages]
+        tokens = [sum(r["tokens"] for r in rows[p]) / len(rows[p]) for p in pages]
+        print(f"{setting:22} loops {counts} total {sum(counts):2}   mean tokens "
+              f"{[round(t) for t in tokens]}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "loops.json").write_text(json.dumps(table, indent=1))
+
+
+if __name__ == "__main__":
+    main()

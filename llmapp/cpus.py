@@ -1,0 +1,109 @@
+"""How many CPU cores this process may really use, and where that number came from.
+
+``os.cpu_count()`` reports the host's CPUs, also inside a container whose CPU
+quota is far smaller (Streamlit Community Cloud, Docker, Kubernetes).
+llama.cpp with more threads than it gets cores slows to a crawl, so the local
+model's default thread count is the smallest of:
+
+* the cgroup CPU quota: v2 ``cpu.max`` (``"<quota> <period>"`` or ``"max ..."``),
+  v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota ``-1`` means none),
+  rounded up to whole cores (Linux kernel docs, *Control Group v2*, "CPU
+  Interface Files"; *CFS Bandwidth Control*);
+* the CPU affinity mask (``os.sched_getaffinity``, Linux only);
+* ``os.cpu_count()``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class CpuBudget:
+    """Cores available to this process.
+
+    Attributes:
+        cores: whole cores, at least 1.
+        source: where the number came from, for people: e.g.
+            ``"cgroup v2 quota (cpu.max: 150000 100000)"``.
+    """
+
+    cores: int
+    source: str
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _cgroup_dirs(root: Path) -> list[Path]:
+    """The process's own cgroup folder(s) under ``root``, then ``root`` itself."""
+    dirs: list[Path] = []
+    text = _read(Path("/proc/self/cgroup")) or ""
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[2] not in ("", "/"):
+            rel = parts[2].lstrip("/")
+            dirs += [root / rel, root / "cpu" / rel, root / "cpu,cpuacct" / rel]
+    return dirs + [root, root / "cpu", root / "cpu,cpuacct"]
+
+
+def cgroup_quota(root: Path = CGROUP_ROOT) -> tuple[int, str] | None:
+    """Cores allowed by the cgroup CPU quota, rounded up, with its source; None
+    when no quota is set or no cgroup files are readable."""
+    for folder in _cgroup_dirs(root):
+        v2 = _read(folder / "cpu.max")
+        if v2 is not None:
+            fields = v2.split()
+            if len(fields) >= 2 and fields[0] != "max":
+                try:
+                    quota, period = int(fields[0]), int(fields[1])
+                except ValueError:
+                    continue
+                if quota > 0 and period > 0:
+                    return max(1, math.ceil(quota / period)), f"cgroup v2 quota (cpu.max: {v2})"
+            continue
+        quota_s, period_s = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+        if quota_s is not None and period_s is not None:
+            try:
+                quota, period = int(quota_s), int(period_s)
+            except ValueError:
+                continue
+            if quota > 0 and period > 0:
+                return (max(1, math.ceil(quota / period)),
+                        f"cgroup v1 quota (cfs_quota_us {quota} / cfs_period_us {period})")
+    return None
+
+
+def available_cpus(root: Path = CGROUP_ROOT) -> CpuBudget:
+    """The smallest of the cgroup quota, the affinity mask and ``os.cpu_count()``.
+
+    Args:
+        root: the cgroup filesystem; tests point it at fake files.
+    """
+    total = os.cpu_count() or 1
+    best = CpuBudget(total, f"os.cpu_count() = {total}")
+    if hasattr(os, "sched_getaffinity"):
+        affinity = len(os.sched_getaffinity(0))
+        if 0 < affinity < best.cores:
+            best = CpuBudget(affinity, f"CPU affinity ({affinity} of {total} CPUs)")
+    quota = cgroup_quota(root)
+    if quota is not None and quota[0] < best.cores:
+        best = CpuBudget(quota[0], quota[1])
+    return best
+
+
+def default_threads(setting: int, root: Path = CGROUP_ROOT) -> CpuBudget:
+    """Threads for the local model: ``setting`` when above 0, else the cores
+    available (see :func:`available_cpus`)."""
+    if setting > 0:
+        return CpuBudget(setting, f"LLMAPP_LOCAL_N_THREADS = {setting}")
+    return available_cpus(root)

@@ -1,0 +1,56 @@
+"""Threads for the local model: the smallest of cgroup quota, affinity and CPU count."""
+
+import os
+
+import pytest
+
+from llmapp.cpus import available_cpus, cgroup_quota, default_threads
+
+
+def write(root, name, text):
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_cgroup_v2_quota_caps_the_threads(tmp_path):
+    write(tmp_path, "cpu.max", "150000 100000\n")  # 1.5 CPUs: two threads, rounded up
+    assert cgroup_quota(tmp_path) == (2, "cgroup v2 quota (cpu.max: 150000 100000)")
+    write(tmp_path, "cpu.max", "50000 100000\n")  # half a CPU still gets one thread
+    budget = available_cpus(tmp_path)
+    assert budget.cores == 1 and "cgroup v2" in budget.source
+
+
+def test_no_cgroup_quota_means_the_affinity_or_cpu_count(tmp_path):
+    write(tmp_path, "cpu.max", "max 100000\n")
+    assert cgroup_quota(tmp_path) is None
+    budget = available_cpus(tmp_path)
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count()
+    assert budget.cores == expected
+
+
+def test_a_cgroup_v1_quota_is_read_too(tmp_path):
+    write(tmp_path, "cpu/cpu.cfs_quota_us", "100000\n")
+    write(tmp_path, "cpu/cpu.cfs_period_us", "100000\n")
+    assert cgroup_quota(tmp_path) == (1, "cgroup v1 quota (cfs_quota_us 100000 / "
+                                         "cfs_period_us 100000)")
+    write(tmp_path, "cpu/cpu.cfs_quota_us", "-1\n")  # v1's "no limit"
+    assert cgroup_quota(tmp_path) is None
+
+
+@pytest.mark.parametrize("text", ["", "garbage", "0 100000", "100000"])
+def test_unreadable_quotas_are_ignored(tmp_path, text):
+    write(tmp_path, "cpu.max", text)
+    assert cgroup_quota(tmp_path) is None
+
+
+def test_a_quota_larger_than_the_machine_does_not_raise_the_count(tmp_path):
+    write(tmp_path, "cpu.max", "6400000 100000\n")  # 64 CPUs allowed
+    assert available_cpus(tmp_path).cores <= (os.cpu_count() or 1)
+
+
+def test_the_setting_wins_over_the_machine(tmp_path):
+    write(tmp_path, "cpu.max", "100000 100000\n")
+    assert default_threads(3, tmp_path).cores == 3
+    assert default_threads(0, tmp_path).cores == 1
