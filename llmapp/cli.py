@@ -75,6 +75,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     provider, reason = active_provider(settings)
     print(f"active provider: {provider.name} ({provider.model_name(settings)})")
     print(f"  because {reason}")
+    notice = provider.shutdown_notice(settings)
+    if notice:
+        print(f"  warning: {notice}")
     ok_active = True
     for p in PROVIDERS.values():
         status = p.status(settings)

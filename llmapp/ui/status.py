@@ -25,6 +25,11 @@ def provider_status(settings: Settings) -> None:
         st.success(text + _sentence(status.reason), icon="✅")
     else:
         st.error(text + "It cannot run: " + _sentence(status.reason), icon="⛔")
+    notice_key = f"_llmapp_shutdown_{provider.name}_{provider.model_name(settings)}"
+    if notice_key not in st.session_state:  # one request per model and session
+        st.session_state[notice_key] = provider.shutdown_notice(settings)
+    if st.session_state[notice_key]:
+        st.warning(st.session_state[notice_key], icon="📅")
     lines = []
     for p in PROVIDERS.values():
         s = p.status(settings) if p is not provider else status
