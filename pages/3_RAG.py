@@ -15,6 +15,7 @@ kb = ui.knowledge_base(settings)
 if kb is None:
     st.stop()
 name = ui.ingest_panel(kb)
+ui.storage_notice(settings, "documents")
 documents = ui.collection_manager(kb, name)
 retrieval = ui.retrieval_controls(documents)
 store = ui.chat_store(f"rag_{name}")

@@ -15,6 +15,7 @@ st.title("🧠 4 · Memory")
 st.caption("A model remembers only what is put back into its prompt. Pick a strategy, chat, "
            "and open the panel below to see exactly what the model received.")
 ui.local_model_notice(settings)
+ui.storage_notice(settings, "conversations")
 memory = ui.memory_controls(ui.context_window(settings), params.max_tokens)
 
 ui.render_chat(store)

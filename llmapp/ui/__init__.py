@@ -14,7 +14,8 @@ from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_b
 from llmapp.ui.agent import (agent_limits, agent_reply, manual_console, render_agent_chat, tool_calling_notice,
                              tool_picker)
 from llmapp.ui.chains import chain_panel, structured_panel, technique_picker, template_panel
-from llmapp.ui.status import context_window, local_model_notice, provider_status, roadmap
+from llmapp.ui.status import (context_window, local_model_notice, provider_status, roadmap,
+                               storage_notice)
 
 __all__ = [
     "agent_limits", "agent_reply", "knowledge_base_quiet", "manual_console", "render_agent_chat",
@@ -26,5 +27,5 @@ __all__ = [
     "memory_controls", "memory_panel",
     "chat_store", "generation_controls", "local_model_notice", "provider_status",
     "read_secrets",
-    "render_chat", "render_message", "respond", "roadmap", "sidebar",
+    "render_chat", "render_message", "respond", "roadmap", "sidebar", "storage_notice",
 ]

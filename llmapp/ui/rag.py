@@ -84,6 +84,20 @@ def ingest_panel(kb: KnowledgeBase) -> str:
     and ingest with a progress bar and a result per file. Returns the
     collection to ask."""
     existing = [c.name for c in kb.collections()]
+    # Always drawn, empty after the first visit, so the widgets below keep
+    # their place (and their state) across reruns.
+    cold_start = st.container()
+    if not existing and not st.session_state.get("_rag_cold_start_done"):
+        # A fresh disk (a first run, or Community Cloud after a sleep or a
+        # redeploy): load the sample handbook once per session, so the page
+        # has something to ask.
+        st.session_state["_rag_cold_start_done"] = True
+        with cold_start:
+            st.info("No collection yet: loading the sample handbook into "
+                    f"**{DEFAULT_COLLECTION}**.", icon="📚")
+            _ingest(kb, DEFAULT_COLLECTION, _sample_files(), ChunkSettings())
+        st.session_state.pop("_rag_results", None)  # shown just now, not again below
+        existing = [c.name for c in kb.collections()]
     options = existing + [NEW]
     pending = st.session_state.pop("_rag_select", None)
     if pending in existing:
@@ -112,14 +126,18 @@ def ingest_panel(kb: KnowledgeBase) -> str:
         if upload and files:
             batch = [(f.name, f.getvalue()) for f in files]
         elif sample:
-            batch = [(p.name, p.read_bytes()) for p in sorted(SAMPLE.iterdir()) if p.is_file()
-                     and p.suffix in SUPPORTED]
+            batch = _sample_files()
         if batch and chunking is not None:
             _ingest(kb, name, batch, chunking)
             if choice == NEW:  # show the new collection as the selected one
                 st.session_state["_rag_select"] = name
                 st.rerun()
     return name
+
+
+def _sample_files() -> list[tuple[str, bytes]]:
+    return [(p.name, p.read_bytes()) for p in sorted(SAMPLE.iterdir())
+            if p.is_file() and p.suffix in SUPPORTED]
 
 
 def _ingest(kb: KnowledgeBase, name: str, batch: list[tuple[str, bytes]],

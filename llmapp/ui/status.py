@@ -66,3 +66,20 @@ def context_window(settings: Settings) -> int:
     """The active model's context window, in tokens."""
     provider, _ = active_provider(settings)
     return provider.context_window(settings)
+
+
+def storage_notice(settings: Settings, what: str) -> None:
+    """Say where ``what`` ("documents" or "conversations") is kept, and, when
+    it is this machine's disk, that Community Cloud wipes it."""
+    from llmapp.storage_place import local_storage
+
+    place = local_storage(settings, what)
+    if place is None:
+        return
+    text = (f"Your {what} are kept on this machine's disk ({place.where}). Streamlit Community "
+            f"Cloud wipes that disk when the app sleeps, reboots or is redeployed; set "
+            f"`{place.setting}` to keep them elsewhere.")
+    if place.on_cloud:
+        st.warning(text, icon="💾")
+    else:
+        st.caption(f"💾 {text}")

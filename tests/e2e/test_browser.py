@@ -129,6 +129,10 @@ def test_rag_upload_ingests_good_files_and_reports_bad_ones(app_url, page, tmp_p
     bad = tmp_path / "photo.txt"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
     page.goto(f"{app_url}/RAG")
+    # the first visit to an empty store loads the sample handbook
+    page.get_by_text("Done: 3 files").wait_for(timeout=120_000)
+    page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)  # the run has ended
+    page.get_by_text("Add documents").click()
     page.get_by_text("Upload files").first.wait_for(timeout=60_000)
     page.locator("input[type=file]").set_input_files([str(good), str(bad)])
     page.get_by_role("button", name="Ingest uploads").click()

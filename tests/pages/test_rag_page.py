@@ -11,18 +11,31 @@ def rag_page(app, tmp_path):
     return lambda **secrets: app(PAGE, LLMAPP_CHROMA_PATH=str(tmp_path / "chroma"), **secrets)
 
 
+@pytest.fixture
+def empty_rag_page(tmp_path):
+    """The page on an empty store, with the first-visit sample load already done."""
+    from streamlit.testing.v1 import AppTest
+
+    from helpers import ROOT
+
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+    at.secrets["LLMAPP_CHROMA_PATH"] = str(tmp_path / "chroma")
+    at.session_state["_rag_cold_start_done"] = True
+    return at.run()
+
+
 def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
-def test_ingest_the_sample_and_ask_with_sources(rag_page):
-    at = rag_page()
+def test_a_fresh_store_loads_the_sample_on_first_visit_and_answers_with_sources(rag_page):
+    at = rag_page()  # as on Community Cloud after a sleep: the disk is empty
     assert not at.exception
-    assert at.chat_input[0].disabled  # nothing to ask yet
-    button(at, "Ingest the sample handbook").click().run()
-    assert not at.exception
+    assert "No collection yet" in at.info[-1].value
     results = [s.value for s in at.success]
     assert len(results) == 3 and all(": added, " in r for r in results)
+    assert not at.chat_input[0].disabled
+    assert "wipes that disk" in texts(at)  # where the documents live, and what that means
     at.chat_input[0].set_value("How many dimensions does all-MiniLM-L6-v2 produce?").run()
     assert not at.exception
     reply = at.chat_message[1]
@@ -35,8 +48,16 @@ def test_ingest_the_sample_and_ask_with_sources(rag_page):
     assert [e.label for e in at.chat_message[1].expander] == labels
 
 
-def test_upload_reports_each_file_and_the_others_still_ingest(rag_page):
-    at = rag_page()
+def test_nothing_to_ask_until_something_is_ingested(empty_rag_page):
+    at = empty_rag_page
+    assert at.chat_input[0].disabled
+    button(at, "Ingest the sample handbook").click().run()
+    assert not at.exception and not at.chat_input[0].disabled
+    assert len([s for s in at.success if ": added, " in s.value]) == 3
+
+
+def test_upload_reports_each_file_and_the_others_still_ingest(empty_rag_page):
+    at = empty_rag_page
     at.file_uploader[0].set_value([
         ("notes.md", b"# Launch\n\nThe launch code is 4242.\n", "text/markdown"),
         ("empty.txt", b"", "text/plain"),
