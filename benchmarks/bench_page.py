@@ -55,6 +55,8 @@ def prepare(clone: Path | None) -> tuple[Path, dict]:
     """A fresh clone with the README's venv in it (or an existing clone)."""
     info: dict = {}
     if clone is not None and (clone / ".venv").is_dir():
+        subprocess.run(["git", "-C", str(clone), "pull", "--quiet", str(ROOT), "HEAD"],
+                       check=True)
         return clone, info
     folder = clone or Path(tempfile.mkdtemp(prefix="llmapp-bench-")) / "llmapp"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True)
@@ -223,7 +225,7 @@ def main() -> None:
             page.goto(f"{url}/RAG")
             box = page.get_by_test_id("stChatInputTextArea")
             box.wait_for(timeout=120_000)
-            page.get_by_text("Ask the handbook collection").wait_for(timeout=120_000)
+            page.get_by_placeholder("Ask the handbook collection").wait_for(timeout=120_000)
             box.fill(RAG_QUESTION)
             sent = time.perf_counter()
             box.press("Enter")
