@@ -143,14 +143,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--json-prompts", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=0, help="0: the cores available")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="0: llmapp's default (the cores available, less one)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads == 0:
-        from llmapp.cpus import available_cpus
+        from llmapp.cpus import default_threads
 
-        args.threads = available_cpus().cores
+        args.threads = default_threads(0).cores
     if args.child:
         print(json.dumps(child(args.child, args.max_tokens, args.json_prompts, args.threads)))
         return

@@ -27,7 +27,8 @@ own of ``LLMAPP_LOCAL_N_CTX`` tokens. Measured here on 2 threads: 4 slots
 sharing one 4,096-token cache failed 4 of 4 concurrent requests of ~1,350
 tokens ("Context size has been exceeded"); 4 slots of 4,096 tokens each cost
 559 MB RSS; 2 slots of 4,096 cost 379 MB and served all four (two at a time).
-A KV cache in q8_0 saved memory but decoded at a third of the speed."""
+Keys in q8_0 save a quarter of the cache at the same speed; values in q8_0
+need flash attention, which decoded at a third of the speed."""
 LOCAL_REPEAT_PENALTY = 1.1
 """llama.cpp's CLI default; at 1.0 (its server's and llama-cpp-python's API
 default) the 135M model loops far more often."""
@@ -38,10 +39,14 @@ defaults); see :class:`llmapp.providers.runtime.Sampling`. Measured with
 ``benchmarks/bench_loops.py`` on the Simple Prompt, RAG and Memory pages'
 example prompts, 6 seeds each (replies that repeat a 4-word phrase 3 times or
 more): repeat penalty 1.0: 5 of 18; 1.1: 2; 1.2: 6; 1.1 with DRY 0.8: 0."""
-LOCAL_N_CTX = 4096
-"""Context window in tokens given to llama.cpp. SmolLM2 was trained with an
-8,192-token context (HuggingFaceTB/SmolLM2-135M-Instruct model card); 4,096
-keeps the KV cache small (~90 MB) for a free-tier host."""
+LOCAL_N_CTX = 2048
+"""Context window of each local request, in tokens. SmolLM2 was trained with
+an 8,192-token context (HuggingFaceTB/SmolLM2-135M-Instruct model card). Each
+slot holds a KV cache this size (~45 MB per 2,048 tokens, keys in q8_0), and
+Community Cloud's smallest box has 690 MB for everything: measured with
+``benchmarks/bench_page.py``, 2 slots of 4,096 tokens put the app's peak at
+861 MB. 2,048 tokens hold a RAG prompt (4 chunks of 800 characters) and a
+512-token answer."""
 LOCAL_LOCK_TIMEOUT_S = 300.0
 """How long a request waits for the shared local model before giving up."""
 

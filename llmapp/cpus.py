@@ -10,7 +10,9 @@ model's default thread count is the smallest of:
   rounded up to whole cores (Linux kernel docs, *Control Group v2*, "CPU
   Interface Files"; *CFS Bandwidth Control*);
 * the CPU affinity mask (``os.sched_getaffinity``, Linux only);
-* ``os.cpu_count()``.
+* ``os.cpu_count()``;
+
+and then one core is left to the app itself (:func:`default_threads`).
 """
 
 from __future__ import annotations
@@ -102,8 +104,19 @@ def available_cpus(root: Path = CGROUP_ROOT) -> CpuBudget:
 
 
 def default_threads(setting: int, root: Path = CGROUP_ROOT) -> CpuBudget:
-    """Threads for the local model: ``setting`` when above 0, else the cores
-    available (see :func:`available_cpus`)."""
+    """Threads for the local model: ``setting`` when above 0, else one less
+    than the cores available (see :func:`available_cpus`), at least 1.
+
+    llama.cpp's threads wait for each other at every layer, so when anything
+    else wants a core (the app's own Python, other sessions, a browser on the
+    same machine) decoding stalls: measured on 2 cores, 2 threads gave 91
+    tokens/s alone but 30 beside one busy Python thread, and 32-48 on the
+    Simple Prompt page with Chromium on the same machine; 1 thread gave 59
+    alone, 55-69 beside the busy thread and 56 on the page.
+    """
     if setting > 0:
         return CpuBudget(setting, f"LLMAPP_LOCAL_N_THREADS = {setting}")
-    return available_cpus(root)
+    cores = available_cpus(root)
+    if cores.cores == 1:
+        return cores
+    return CpuBudget(cores.cores - 1, f"{cores.source}, less one core for the app")

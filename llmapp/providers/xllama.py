@@ -78,6 +78,7 @@ class XllamaRuntime(LocalRuntime):
         params.n_ctx = n_ctx * parallel  # llama.cpp splits it evenly between slots
         params.n_parallel = parallel
         params.kv_unified = False
+        params.cache_type_k = xllamacpp.ggml_type.GGML_TYPE_Q8_0  # see config.LOCAL_PARALLEL
         params.cache_ram_mib = 0
         params.cpuparams.n_threads = threads.cores
         params.cpuparams_batch.n_threads = threads.cores

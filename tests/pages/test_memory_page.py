@@ -32,7 +32,7 @@ def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path)
     # the panel shows each message's first 300 characters
     assert rows[2]["content"].strip().rstrip("…") in at.chat_message[1].markdown[0].value
     assert all(r["tokens"] > 0 for r in rows)
-    assert "prompt tokens of a 4096-token window" in texts(at)
+    assert "prompt tokens of a 2048-token window" in texts(at)
     # and it persisted
     db = ConversationStore(tmp_path / "conversations.sqlite3")
     [conv] = db.list()
