@@ -55,8 +55,9 @@ def prepare(clone: Path | None) -> tuple[Path, dict]:
     """A fresh clone with the README's venv in it (or an existing clone)."""
     info: dict = {}
     if clone is not None and (clone / ".venv").is_dir():
-        subprocess.run(["git", "-C", str(clone), "pull", "--quiet", str(ROOT), "HEAD"],
-                       check=True)
+        for step in (["fetch", "--quiet", str(ROOT), "HEAD"], ["reset", "--quiet", "--hard",
+                                                                 "FETCH_HEAD"]):
+            subprocess.run(["git", "-C", str(clone), *step], check=True)
         return clone, info
     folder = clone or Path(tempfile.mkdtemp(prefix="llmapp-bench-")) / "llmapp"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True)
