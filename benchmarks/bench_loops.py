@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from llmapp import config
+from llmapp.ui.rag import ANSWER_PARAMS
 from llmapp.providers.local import get_runtime
 from llmapp.providers.runtime import Sampling
 from llmapp.repetition import loops, most_repeated
@@ -29,6 +30,7 @@ SETTINGS = {
     "repeat 1.1": {"repeat_penalty": 1.1, "dry_multiplier": 0.0},
     "repeat 1.2": {"repeat_penalty": 1.2, "dry_multiplier": 0.0},
     "repeat 1.1 + DRY 0.8": {"repeat_penalty": 1.1, "dry_multiplier": 0.8},
+    "repeat 1.1 + DRY 1.5": {"repeat_penalty": 1.1, "dry_multiplier": 1.5},
 }
 
 
@@ -55,7 +57,8 @@ def examples() -> dict[str, tuple[list[dict], float, int]]:
     return {
         "1 simple": ([system, {"role": "user", "content": "Compare Python and Rust in a table"}],
                      config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
-        "3 RAG": (rag_messages("What is chunk overlap?"), 0.2, config.DEFAULT_MAX_TOKENS),
+        "3 RAG": (rag_messages("What is chunk overlap?"), ANSWER_PARAMS.temperature,
+                  ANSWER_PARAMS.max_tokens),
         "4 memory": ([system, {"role": "user", "content": "My name is Ada."},
                       {"role": "assistant", "content": "Nice to meet you, Ada!"},
                       {"role": "user", "content": "What is my name?"}],
@@ -66,9 +69,13 @@ def examples() -> dict[str, tuple[list[dict], float, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=6)
+    parser.add_argument("--pages", nargs="+", help="only these pages, e.g. '3 RAG'")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="only these")
     args = parser.parse_args()
     runtime = get_runtime()
-    pages = examples()
+    pages = {k: v for k, v in examples().items() if not args.pages or k in args.pages}
+    for name in set(SETTINGS) - set(args.settings or SETTINGS):
+        del SETTINGS[name]
     table: dict[str, dict[str, list]] = {s: {p: [] for p in pages} for s in SETTINGS}
     jobs = [(s, p, seed) for s in SETTINGS for p in pages for seed in range(args.samples)]
     lock = threading.Lock()

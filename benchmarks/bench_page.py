@@ -168,7 +168,6 @@ def four_at_once(browser, url: str) -> dict:
         box.wait_for(timeout=60_000)
         box.fill(PROMPT)
         boxes.append(box)
-    sent = time.perf_counter()
     for box in boxes:
         box.press("Enter")
     firsts, tokens, ends = [], 0, []

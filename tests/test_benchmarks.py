@@ -27,9 +27,9 @@ def test_streaming_benchmark_runs_and_reports_both_paths():
 
 
 @pytest.mark.slow
-def test_memory_benchmark_runs_and_agrees_with_the_seed():
+def test_memory_benchmark_runs_and_agrees_with_the_recount_loop():
     _, data = bench("bench_memory.py", "memory.json", "--turns", "100", "--measure", "1")
-    assert set(data["ms_per_turn"]) == {"seed", "count-once", "llmapp"}
+    assert set(data["ms_per_turn"]) == {"recount-all", "count-once", "llmapp"}
 
 
 @pytest.mark.slow
@@ -49,3 +49,27 @@ def test_sot_benchmark_runs():
 def test_agent_benchmark_runs():
     _, data = bench("bench_agent.py", "agent.json", "--steps", "3", "--runs", "1")
     assert data["steps"] == 3 and data["ms_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_runtimes_benchmark_compares_the_three_variants():
+    out, data = bench("bench_runtimes.py", "runtimes.json", "--max-tokens", "16",
+                      "--json-prompts", "2")
+    assert [r["variant"] for r in data["rows"]] == ["llama-cpp, lock", "llama-cpp", "xllamacpp"]
+    assert all(r["tokens_per_s"] > 0 and r["rss_mb"] > 0 for r in data["rows"])
+    assert "vs llama-cpp behind a lock" in out
+
+
+@pytest.mark.slow
+def test_embeddings_benchmark_times_both_embedders():
+    _, data = bench("bench_embeddings.py", "embeddings.json", "--chunks", "16")
+    assert set(data["rows"]) == {"onnx", "sentence-transformers"}
+    assert all(r["dimension"] == 384 and r["chunks_per_s"] > 0 for r in data["rows"].values())
+
+
+@pytest.mark.slow
+def test_loops_benchmark_counts_looping_replies():
+    _, data = bench("bench_loops.py", "loops.json", "--samples", "1", "--pages", "4 memory",
+                    "--settings", "repeat 1.1")
+    [row] = data["repeat 1.1"]["4 memory"]
+    assert row["text"] and isinstance(row["loops"], bool)

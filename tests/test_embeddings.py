@@ -14,7 +14,8 @@ SUBJECTS = ["The invoice", "Our RAG pipeline", "A small language model", "The ri
             "Chunk overlap", "The Streamlit page", "Mein Hund", "El tokenizador"]
 VERBS = ["answers questions about", "was written before", "fails to parse",
          "is cheaper than", "repeats", "depends on"]
-OBJECTS = ["the handbook.", "TCP and UDP!", "1,024 tokens (roughly).", "\u00e9t\u00e9 \u2014 summer",
+OBJECTS = ["the handbook.", "TCP and UDP!", "1,024 tokens (roughly).",
+           "\u00e9t\u00e9 \u2014 summer",
            "`print('hi')` in Python", "emoji \U0001F600 and CJK \u65e5\u672c\u8a9e"]
 
 

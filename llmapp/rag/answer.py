@@ -27,7 +27,8 @@ from llmapp.settings import Settings
 SYSTEM_PROMPT = "You answer questions from the numbered context you are given, and cite it."
 QUESTION_TEMPLATE = (
     "Context:\n{context}\n\nQuestion: {question}\n\n"
-    "Answer using only the context above. After each claim, cite the context it comes from "
+    "Answer in at most three sentences, using only the context above. After each claim, cite "
+    "the context it comes from "
     "by its number in square brackets, like [1]. If the context does not contain the answer, "
     "say: \"The documents do not say.\""
 )

@@ -233,8 +233,12 @@ def render_rag_chat(store: ChatStore) -> None:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply)
 
 
-ANSWER_PARAMS = GenerationParams(temperature=0.2)
-"""Grounded answers: low temperature keeps them close to the sources."""
+ANSWER_PARAMS = GenerationParams(temperature=0.2, max_tokens=160)
+"""Grounded answers: low temperature keeps them close to the sources, and
+they are short. On the bundled model, "What is chunk overlap?" over the sample
+handbook looped (a 4-word phrase 3 or more times) in 6 of 6 answers of up to
+512 tokens; asked for at most three sentences, within 160 tokens, 0 of 8
+(``benchmarks/bench_loops.py``)."""
 
 
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
