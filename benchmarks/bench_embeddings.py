@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_file import save
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -81,9 +83,7 @@ def main() -> None:
     ratio = rows["onnx"]["chunks_per_s"] / rows["sentence-transformers"]["chunks_per_s"]
     print(f"chunks/s, ONNX / sentence-transformers: {ratio:.2f}")
     result = {"chunks": args.chunks, "rows": rows, "speed_ratio": ratio}
-    out_dir = Path(__file__).parent / "results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "embeddings.json").write_text(json.dumps(result, indent=2))
+    save("embeddings.json", result)
 
 
 if __name__ == "__main__":

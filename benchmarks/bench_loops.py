@@ -13,10 +13,11 @@ or more (:func:`llmapp.repetition.loops`). Prints loops per setting and page.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import threading
 from pathlib import Path
+
+from results_file import save
 
 from llmapp import config
 from llmapp.ui.rag import ANSWER_PARAMS
@@ -111,9 +112,7 @@ def main() -> None:
         tokens = [sum(r["tokens"] for r in rows[p]) / len(rows[p]) for p in pages]
         print(f"{setting:22} loops {counts} total {sum(counts):2}   mean tokens "
               f"{[round(t) for t in tokens]}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "loops.json").write_text(json.dumps(table, indent=1))
+    save("loops.json", table, indent=1)
 
 
 if __name__ == "__main__":

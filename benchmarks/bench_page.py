@@ -28,7 +28,6 @@ Needs Playwright (the test extra) and /usr/bin/chromium.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -39,6 +38,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from results_file import save
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -260,9 +261,7 @@ def report(r: dict) -> None:
     print(f"4 page sessions at once: {four['aggregate_tokens_per_s']:.1f} tokens/s in all, "
           f"first tokens at {four['first_token_s']} s; peak RSS then "
           f"{r['peak_rss_mb_after_four']:.0f} MB")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "page.json").write_text(json.dumps(r, indent=2))
+    save("page.json", r)
 
 
 if __name__ == "__main__":

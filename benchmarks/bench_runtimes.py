@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from results_file import save
+
 VARIANTS = ("llama-cpp, lock", "llama-cpp", "xllamacpp")
 PROMPT = "Write a long essay about the sea."
 SCHEMA = {"type": "object", "properties": {
@@ -178,9 +180,7 @@ def main() -> None:
         for name, ratio in result["concurrent_ratio"].items():
             print(f"4 sessions, aggregate tokens/s vs llama-cpp behind a lock: {name}: "
                   f"{ratio:.2f}x")
-    out_dir = Path(__file__).parent / "results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "runtimes.json").write_text(json.dumps(result, indent=2))
+    save("runtimes.json", result)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ Targets (issue #2): tokens/s ratio llmapp/raw >= 0.95; TTFT overhead <= 20 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
+
+from results_file import save
 
 from llmapp.chat import ChatStore, start_reply
 from llmapp.providers import GenerationParams
@@ -99,9 +99,7 @@ def main() -> None:
           f"{'met' if ok_rate else 'MISSED'})")
     print(f"TTFT overhead: {result['ttft_overhead_ms']:+.1f} ms (target <= 20 ms: "
           f"{'met' if ok_ttft else 'MISSED'})")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "streaming.json").write_text(json.dumps(result, indent=2))
+    save("streaming.json", result)
 
 
 if __name__ == "__main__":
