@@ -200,15 +200,18 @@ class Channel:
     _END = object()
 
     def put(self, delta: Delta) -> bool:
+        """Queue ``delta`` for the reader; False once the reader has gone."""
         if self.cancelled.is_set():
             return False
         self.items.put(delta)
         return True
 
     def fail(self, exc: BaseException) -> None:
+        """End the stream with ``exc``, raised in the reader."""
         self.items.put(exc)
 
     def end(self) -> None:
+        """End the stream normally."""
         self.items.put(self._END)
 
     def read(self, first_timeout_s: float | None = None) -> Iterator[Delta]:
