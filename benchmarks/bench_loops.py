@@ -20,9 +20,9 @@ from pathlib import Path
 from results_file import save
 
 from llmapp import config
-from llmapp.ui.rag import ANSWER_PARAMS
 from llmapp.providers.local import get_runtime
 from llmapp.providers.runtime import Sampling
+from llmapp.rag.answer import ANSWER_PARAMS
 from llmapp.repetition import loops, most_repeated
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,9 @@ different threads (measured: 87-94 tokens/s from one thread, 31-33 from a
 fresh thread each time). Streamlit runs every rerun on a new thread. So every
 call of this runtime goes to **one long-lived worker thread**, which runs them
 one at a time, in arrival order; the callers read their tokens from a queue.
+Rendering the template and counting tokens read only the vocabulary: they run
+on the caller's thread under a small lock of their own, so a token count
+never waits for someone else's whole reply.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from llmapp.cpus import CpuBudget
 from llmapp.errors import ProviderError
-from llmapp.providers.runtime import Channel, Delta, LocalRuntime, Sampling
+from llmapp.providers.runtime import Channel, Delta, LocalRuntime, Sampling, busy_error
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class LlamaCppRuntime(LocalRuntime):
         self._jobs: queue.Queue = queue.Queue()
         self._llama: Any = None
         self._formatter: Any = None
+        self._vocab_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="llmapp-llama-cpp", daemon=True)
         self._worker.start()
 
@@ -82,8 +86,7 @@ class LlamaCppRuntime(LocalRuntime):
 
         self._jobs.put(job)
         if not done.wait(self.wait_s):
-            raise ProviderError("The local model is busy with other sessions. Retry in a moment.",
-                                kind="busy")
+            raise busy_error()
         if "error" in box:
             raise box["error"]
         return box["value"]
@@ -108,31 +111,32 @@ class LlamaCppRuntime(LocalRuntime):
     def _render(self, messages: Sequence[dict[str, str]]) -> tuple[str, bool]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        if self._formatter is None:
-            template = self._llama.metadata.get("tokenizer.chat_template")
-            if not template:
-                raise ProviderError("The local model has no chat template.", kind="model_load")
-            vocab = self._llama._model
-            self._formatter = Jinja2ChatFormatter(
-                template=template, eos_token=vocab.token_get_text(vocab.token_eos()),
-                bos_token=vocab.token_get_text(vocab.token_bos()))
-        result = self._formatter(messages=list(messages))
+        with self._vocab_lock:
+            if self._formatter is None:
+                template = self._llama.metadata.get("tokenizer.chat_template")
+                if not template:
+                    raise ProviderError("The local model has no chat template.",
+                                        kind="model_load")
+                vocab = self._llama._model
+                self._formatter = Jinja2ChatFormatter(
+                    template=template, eos_token=vocab.token_get_text(vocab.token_eos()),
+                    bos_token=vocab.token_get_text(vocab.token_bos()))
+            result = self._formatter(messages=list(messages))
         return result.prompt, result.added_special
 
     def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return self._call(lambda: self._render(messages)[0])
+        return self._render(messages)[0]
 
     def _tokenize(self, text: str, add_bos: bool = False) -> list[int]:
-        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        with self._vocab_lock:
+            return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def tokenize(self, text: str) -> list[int]:
-        return self._call(lambda: self._tokenize(text))
+        return self._tokenize(text)
 
     def count_messages(self, messages: Sequence[dict[str, str]]) -> int:
-        def count() -> int:
-            prompt, added_special = self._render(messages)
-            return len(self._tokenize(prompt, add_bos=not added_special))
-        return self._call(count)
+        prompt, added_special = self._render(messages)
+        return len(self._tokenize(prompt, add_bos=not added_special))
 
     def stream(self, messages: Sequence[dict[str, str]], sampling: Sampling,
                schema: dict | None = None) -> Iterator[Delta]:
@@ -155,8 +159,7 @@ class LlamaCppRuntime(LocalRuntime):
 
     def _generate(self, messages: list[dict[str, str]], sampling: Sampling,
                   schema: dict | None, channel: Channel) -> None:
-        prompt, added_special = self._render(messages)
-        prompt_tokens = len(self._tokenize(prompt, add_bos=not added_special))
+        prompt_tokens = self.count_messages(messages)
         if prompt_tokens >= self.n_ctx:
             raise ProviderError(
                 f"The prompt ({prompt_tokens} tokens) does not fit the local model's "

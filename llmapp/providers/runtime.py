@@ -185,6 +185,12 @@ class LocalRuntime(ABC):
         """Free the model. The runtime is unusable afterwards."""
 
 
+def busy_error() -> ProviderError:
+    """The error for a request that waited too long for the model."""
+    return ProviderError("The local model is busy with other sessions. Retry in a moment.",
+                         kind="busy")
+
+
 @dataclass
 class Channel:
     """A producer thread's events, read as an iterator by the consumer.
@@ -228,8 +234,7 @@ class Channel:
                 try:
                     item = self.items.get(timeout=first_timeout_s if first else None)
                 except queue.Empty:
-                    raise ProviderError("The local model is busy with other sessions. "
-                                        "Retry in a moment.", kind="busy") from None
+                    raise busy_error() from None
                 first = False
                 if item is self._END:
                     return

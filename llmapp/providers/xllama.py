@@ -165,8 +165,7 @@ class XllamaRuntime(LocalRuntime):
         return run_producer(produce, "llmapp-xllamacpp-request").read(self.wait_s)
 
     def close(self) -> None:
-        server, self._server = self._server, None
-        del server  # the Server's destructor stops its loop and frees the model
+        self._server = None  # the Server's destructor stops its loop and frees the model
 
 
 def _forward(event: dict, channel: Channel, state: dict) -> bool:

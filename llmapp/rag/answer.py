@@ -32,6 +32,12 @@ QUESTION_TEMPLATE = (
     "by its number in square brackets, like [1]. If the context does not contain the answer, "
     "say: \"The documents do not say.\""
 )
+ANSWER_PARAMS = GenerationParams(temperature=0.2, max_tokens=160)
+"""Grounded answers: low temperature keeps them close to the sources, and
+they are short. On the bundled model, "What is chunk overlap?" over the sample
+handbook looped (a 4-word phrase 3 or more times) in 6 of 6 answers of up to
+512 tokens; asked for at most three sentences, within 160 tokens, 0 of 8
+(``benchmarks/bench_loops.py``)."""
 MATCH_THRESHOLD = 0.55
 """Cosine similarity an answer sentence needs with a source sentence to be
 matched to it (all-MiniLM-L6-v2: a paraphrase scores about 0.6 to 0.9,

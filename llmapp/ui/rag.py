@@ -12,7 +12,7 @@ from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams
 from llmapp.rag import IngestError, RagError
-from llmapp.rag.answer import RetrievalSettings, start_answer
+from llmapp.rag.answer import ANSWER_PARAMS, RetrievalSettings, start_answer
 from llmapp.rag.chunking import (DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, DEFAULT_PARENT_SIZE,
                                  STRATEGIES, ChunkSettings)
 from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
@@ -233,12 +233,6 @@ def render_rag_chat(store: ChatStore) -> None:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply)
 
 
-ANSWER_PARAMS = GenerationParams(temperature=0.2, max_tokens=160)
-"""Grounded answers: low temperature keeps them close to the sources, and
-they are short. On the bundled model, "What is chunk overlap?" over the sample
-handbook looped (a 4-word phrase 3 or more times) in 6 of 6 answers of up to
-512 tokens; asked for at most three sentences, within 160 tokens, 0 of 8
-(``benchmarks/bench_loops.py``)."""
 
 
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
