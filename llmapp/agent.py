@@ -31,6 +31,7 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 EMPTY_ANSWER = "(The model gave an empty answer.)"
+MODEL_DECIDED = "chosen by the model"
 
 
 @dataclass
@@ -39,13 +40,18 @@ class AgentEvent:
 
     Attributes:
         kind: ``tool_call``, ``tool_result``, ``token`` (a piece of the final
-            answer), ``answer`` (the whole final answer), or ``limit``.
+            answer), ``answer`` (the whole final answer), ``limit``, or
+            ``no_tool`` (the router chose no tool; ``text`` says why).
         name: the tool's name, for tool events.
         args: the tool call's arguments.
         text: a result, a token, the answer, or the limit message.
         ok: False for a tool result that is an error.
         call_id: links a tool result to its call.
         seconds: for a tool result: seconds since its call was made.
+        decided_by: for a tool call, what chose the tool: "the model", or
+            the router's reason such as "chosen by similarity to examples (0.71)".
+        plain: for a tool result that answers the question by itself (a
+            number, a count, a time): pages show it under the model's words.
     """
 
     kind: str
@@ -55,6 +61,8 @@ class AgentEvent:
     ok: bool = True
     call_id: str = ""
     seconds: float = 0.0
+    decided_by: str = ""
+    plain: bool = False
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (for the chat store)."""
@@ -130,7 +138,7 @@ def run_agent(agent, question: str, thread_id: str | None = None,
                     for call in message.tool_calls:
                         started[call["id"]] = time.perf_counter()
                         yield AgentEvent("tool_call", name=call["name"], args=call["args"],
-                                         call_id=call["id"])
+                                         call_id=call["id"], decided_by=MODEL_DECIDED)
                     if not message.tool_calls:
                         answered = True
                         yield AgentEvent("answer", text=str(message.text) or EMPTY_ANSWER)

@@ -7,7 +7,7 @@
     llmapp ask QUESTION [--collection] [--k]
     llmapp collections
     llmapp tool NAME --arg key=value
-    llmapp agent QUESTION [--tools ...]
+    llmapp agent QUESTION [--tools ...] [--tool-choice auto|router|model] [--json]
     llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
@@ -17,6 +17,7 @@ failed, 2 for bad settings or arguments.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -225,11 +226,15 @@ def cmd_chain(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    """``llmapp agent``: each step on stderr as it happens, the answer on stdout."""
-    from llmapp.agent import build_agent, run_agent
+    """``llmapp agent``: each step on stderr as it happens, the answer on
+    stdout; with ``--json``, one JSON object on stdout (see
+    :func:`llmapp.routed.run_summary`)."""
+    from llmapp.routed import run_summary, run_with_tools
     from llmapp.tools import available_tools
 
     settings = _settings_from(args)
+    if args.tool_choice:
+        settings = dataclasses.replace(settings, tool_choice=args.tool_choice)
     kb = None
     if "knowledge_base" in args.tools:
         from llmapp.rag.store import knowledge_base
@@ -240,36 +245,38 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"Unknown tool(s) {', '.join(unknown)}: use {', '.join(tools)}, "
                           "knowledge_base.")
-    provider, _ = active_provider(settings)
-    model = provider.chat_model(settings, GenerationParams(temperature=0.2,
-                                                           max_tokens=args.max_tokens))
-    agent = build_agent(model, [tools[t] for t in args.tools],
-                        max_model_calls=args.max_model_calls, max_tool_calls=args.max_tool_calls)
-    streamed = False
-    try:
-        for event in run_agent(agent, args.question):
-            if event.kind == "tool_call":
-                print(f"-> {event.name} {json.dumps(event.args, ensure_ascii=False)}",
-                      file=sys.stderr)
-            elif event.kind == "tool_result":
-                mark = "<-" if event.ok else "<! "
-                print(f"{mark} {event.name} ({event.seconds * 1000:.0f} ms): "
-                      f"{' '.join(event.text.split())[:300]}", file=sys.stderr)
-            elif event.kind == "token":
-                streamed = True
+    events = run_with_tools(settings, {t: tools[t] for t in args.tools}, args.question,
+                            params=GenerationParams(temperature=0.2, max_tokens=args.max_tokens),
+                            max_model_calls=args.max_model_calls,
+                            max_tool_calls=args.max_tool_calls)
+    if args.json:
+        print(json.dumps(run_summary(events), ensure_ascii=False, indent=1))
+        return 0
+    streamed, answered, results = False, False, []
+    for event in events:
+        if event.kind == "tool_call":
+            print(f"-> {event.name} {json.dumps(event.args, ensure_ascii=False)} "
+                  f"({event.decided_by})", file=sys.stderr)
+        elif event.kind == "no_tool":
+            print(f"-- {event.text}", file=sys.stderr)
+        elif event.kind == "tool_result":
+            mark = "<-" if event.ok else "<! "
+            print(f"{mark} {event.name} ({event.seconds * 1000:.0f} ms): "
+                  f"{' '.join(event.text.split())[:300]}", file=sys.stderr)
+            if event.plain:
+                results.append(f"{event.name}: {event.text}")
+        elif event.kind == "token":
+            streamed = True
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif event.kind == "answer":
+            answered = True
+            if not streamed:
                 sys.stdout.write(event.text)
-                sys.stdout.flush()
-            elif event.kind == "answer" and not streamed:
-                sys.stdout.write(event.text)
-            elif event.kind == "limit":
-                print(f"stopped: {event.text}", file=sys.stderr)
-                return 1
-    except LlmappError:
-        raise
-    except Exception as exc:  # a provider error raised inside the graph
-        raise provider.describe_error(exc, settings) from exc
-    sys.stdout.write("\n")
-    return 0
+        elif event.kind == "limit":
+            print(f"stopped: {event.text}", file=sys.stderr)
+    sys.stdout.write("\n" + "".join(f"= {r}\n" for r in results))
+    return 0 if answered else 1
 
 
 def cmd_tool(args: argparse.Namespace) -> int:
@@ -401,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--max-model-calls", type=int, default=6)
     agent.add_argument("--max-tool-calls", type=int, default=8)
     agent.add_argument("--max-tokens", type=int, default=256)
+    agent.add_argument("--tool-choice", choices=config.TOOL_CHOICES,
+                       help="who picks tools (default LLMAPP_TOOL_CHOICE, auto: the semantic "
+                            "router for the bundled model, the model otherwise)")
+    agent.add_argument("--json", action="store_true",
+                       help='print {"answer", "steps": [{"tool", "args", "result"}...]} as JSON')
     collection_arg(agent)
     provider_args(agent)
     agent.set_defaults(func=cmd_agent)

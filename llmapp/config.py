@@ -128,3 +128,14 @@ DATABASE_URL = "sqlite:///.llmapp/conversations.sqlite3"
 ENV_FILE = ".env"
 """python-dotenv file read from the working directory (``LLMAPP_ENV_FILE``
 overrides the path)."""
+
+# --- tools (stages 5 and 6) ------------------------------------------------
+
+TOOL_CHOICES = ("auto", "router", "model")
+"""Who picks the tool: ``auto`` (the semantic router for providers whose
+model cannot choose tools, i.e. the bundled one; the model otherwise),
+``router`` always, or ``model`` always."""
+ROUTER_THRESHOLD = 0.40
+"""Least cosine similarity (all-MiniLM-L6-v2) between a question and a tool's
+closest example request for the router to pick that tool. Chosen on
+``tests/data/tool_questions.json`` with ``benchmarks/bench_tools.py``."""

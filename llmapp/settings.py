@@ -120,6 +120,10 @@ SPECS: dict[str, Spec] = {
                                "local model context window, in tokens"),
     "LLMAPP_LOCAL_N_THREADS": Spec("local_n_threads", _non_negative_int, 0,
                                    "CPU threads for the local model (0: the cores it may use)"),
+    "LLMAPP_TOOL_CHOICE": Spec("tool_choice", lambda raw: _choice(raw, config.TOOL_CHOICES),
+                               config.TOOL_CHOICES[0],
+                               "who picks tools: auto (the router for the bundled model, the "
+                               "model otherwise), router or model"),
     "LLMAPP_DATABASE_URL": Spec("database_url", _text, config.DATABASE_URL,
                                 "where conversations persist: sqlite:///path"),
     "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
@@ -160,6 +164,7 @@ class Settings:
     local_runtime: str = config.LOCAL_RUNTIMES[0]
     local_n_ctx: int = config.LOCAL_N_CTX
     local_n_threads: int = 0
+    tool_choice: str = config.TOOL_CHOICES[0]
     database_url: str = config.DATABASE_URL
     embedder: str = "local"
     chroma_path: str = config.CHROMA_PATH

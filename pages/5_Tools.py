@@ -5,21 +5,22 @@ import streamlit as st
 from llmapp import ui
 
 st.set_page_config(page_title="5 · Tools", page_icon="🔧")
-settings = ui.sidebar()
+settings = ui.tool_choice_control(ui.sidebar())
 params, _ = ui.generation_controls(settings, page="tools", system=False)
 tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
 store = ui.chat_store("tools")
 st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
 
 st.title("🔧 5 · Tools")
-st.caption("With tool calling, the model asks the app to run a function and reads the result: "
-           "one tool round, then the answer. Each call shows its arguments, result and time. "
-           "The console below calls any tool directly.")
+st.caption("With tool calling, the app runs a function for the model and it reads the result: "
+           "one tool round, then the answer. Each call shows what chose it, its arguments, "
+           "result and time. The console below calls any tool directly.")
 ui.tool_calling_notice(settings)
 ui.manual_console(tools)
 
 ui.render_agent_chat(store)
-if prompt := st.chat_input("Ask something a tool can answer, e.g. 'What time is it in Tokyo?'"):
+if prompt := st.chat_input("Ask something a tool can answer, e.g. "
+                           "How many words are in 'the quick brown fox jumps'?"):
     ui.render_message(store.add_user(prompt))
 if store.awaiting_reply:
     ui.agent_reply(store, settings, tools, max_model_calls=2, max_tool_calls=3, params=params)

@@ -5,7 +5,7 @@ import streamlit as st
 from llmapp import ui
 
 st.set_page_config(page_title="6 · Agent", page_icon="🤖")
-settings = ui.sidebar()
+settings = ui.tool_choice_control(ui.sidebar())
 params, _ = ui.generation_controls(settings, page="agent", system=False)
 max_model_calls, max_tool_calls = ui.agent_limits()
 tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))

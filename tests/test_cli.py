@@ -153,3 +153,28 @@ def test_agent_stops_at_its_limit_with_exit_1(tmp_path):
     result = run("agent", "loop", "--max-model-calls", "2", LLMAPP_SCRIPTED_MODEL=str(script))
     assert result.returncode == 1 and "stopped:" in result.stderr
     assert result.stderr.count("-> word_count") == 2
+
+
+@pytest.mark.slow
+def test_agent_json_on_the_bundled_model_names_the_tool_and_who_chose_it():
+    result = run("agent", "What is 23*19?", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"answer", "steps", "results", "stopped"}
+    step = data["steps"][0]
+    assert (step["tool"], step["args"], step["result"]) == (
+        "calculator", {"expression": "23 * 19"}, "437")
+    assert step["decided_by"].startswith("chosen by similarity to examples")
+    assert "437" in data["answer"] and data["results"] == ["437"]
+
+
+@pytest.mark.slow
+def test_agent_text_output_says_what_chose_the_tool_and_shows_the_result():
+    result = run("agent", "How many words are in 'the quick brown fox jumps'?")
+    assert result.returncode == 0, result.stderr
+    assert '-> word_count {"text": "the quick brown fox jumps"} (chosen by similarity' \
+        in result.stderr
+    assert result.stdout.rstrip().endswith("= word_count: 5 words, 25 characters "
+                                           "(21 without spaces)")
+    chat = run("agent", "Hello!", "--tool-choice", "router")
+    assert chat.returncode == 0 and "-- no tool:" in chat.stderr

@@ -144,7 +144,8 @@ def _call(settings: Settings, params: GenerationParams, schema: dict,
 
 
 def structured_output(settings: Settings, messages: list[dict[str, str]],
-                      schema: dict, params: GenerationParams | None = None) -> StructuredResult:
+                      schema: dict, params: GenerationParams | None = None,
+                      repair: bool = True) -> StructuredResult:
     """Ask for JSON matching ``schema``, validate it, repair once if needed.
 
     Args:
@@ -155,6 +156,8 @@ def structured_output(settings: Settings, messages: list[dict[str, str]],
             prompt, the 135M model copies its descriptions as values.
         schema: a JSON Schema object (see :func:`schema_of`).
         params: sampling; default greedy, 512 tokens.
+        repair: False to make exactly one model call (an agent counting its
+            calls); an invalid answer then raises at once.
 
     Raises:
         StructuredOutputError: still invalid after the repair attempt; holds
@@ -170,6 +173,8 @@ def structured_output(settings: Settings, messages: list[dict[str, str]],
     problem = _check(raw, schema)
     if problem is None:
         return StructuredResult(json.loads(raw), raw, 1, prompts)
+    if not repair:
+        raise StructuredOutputError(f"The model's JSON is invalid ({problem}).", raw)
     repair = ask + [{"role": "assistant", "content": raw},
                     {"role": "user", "content": f"That JSON is invalid ({problem}). Reply with "
                                                 "corrected JSON only."}]

@@ -71,6 +71,9 @@ class Provider(ABC):
     label: str
     key_setting: str | None = None
     """The setting that holds this provider's API key, if it takes one."""
+    picks_tools: bool = True
+    """Whether its model can choose tools and write their calls itself. When
+    it cannot, stages 5 and 6 route with :mod:`llmapp.routing` instead."""
 
     @abstractmethod
     def model_name(self, settings: Settings) -> str:
@@ -119,6 +122,7 @@ class LocalProvider(Provider):
 
     name = "local"
     label = "local"
+    picks_tools = False
 
     def model_name(self, settings: Settings) -> str:
         return config.LOCAL_MODEL_NAME if not settings.local_model_path else settings.local_model_path
@@ -396,6 +400,7 @@ class ScriptedProvider(LocalProvider):
 
     name = "scripted"
     label = "scripted (tests)"
+    picks_tools = True
 
     def model_name(self, settings: Settings) -> str:
         return "scripted test model"

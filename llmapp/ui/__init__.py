@@ -11,15 +11,15 @@ from llmapp.ui.memory import (add_user, conversation_picker, conversation_store,
 from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_base,
                            knowledge_base_quiet,
                            render_rag_chat, render_sources, retrieval_controls)
-from llmapp.ui.agent import (agent_limits, agent_reply, manual_console, render_agent_chat, tool_calling_notice,
-                             tool_picker)
+from llmapp.ui.agent import (agent_limits, agent_reply, manual_console, render_agent_chat,
+                             tool_calling_notice, tool_choice_control, tool_picker)
 from llmapp.ui.chains import chain_panel, structured_panel, technique_picker, template_panel
 from llmapp.ui.status import (context_window, local_model_notice, provider_status, roadmap,
                                storage_notice)
 
 __all__ = [
     "agent_limits", "agent_reply", "knowledge_base_quiet", "manual_console", "render_agent_chat",
-    "tool_calling_notice", "tool_picker",
+    "tool_calling_notice", "tool_choice_control", "tool_picker",
     "chain_panel", "structured_panel", "technique_picker", "template_panel",
     "answer", "collection_manager", "ingest_panel", "knowledge_base", "render_rag_chat",
     "render_sources", "retrieval_controls",

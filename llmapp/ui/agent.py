@@ -11,24 +11,55 @@ import json
 
 import streamlit as st
 
-from llmapp.agent import AgentEvent, build_agent, run_agent
+import dataclasses
+
+from llmapp import config
+from llmapp.agent import AgentEvent
 from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams, active_provider
 from llmapp.rag.store import DEFAULT_COLLECTION
+from llmapp.routed import run_with_tools
+from llmapp.routing import tool_choice
 from llmapp.settings import Settings
 from llmapp.tools import ToolError, available_tools, run_tool
 from llmapp.ui.chat import render_body
 
+_CHOICE_LABELS = {"auto": "auto (router for small models)", "router": "semantic router",
+                  "model": "the model"}
+
+
+def tool_choice_control(settings: Settings) -> Settings:
+    """A sidebar select for who picks tools (``LLMAPP_TOOL_CHOICE``); returns
+    the settings with the choice made here."""
+    current = settings.tool_choice
+    chosen = st.sidebar.selectbox(
+        "Who picks the tool", config.TOOL_CHOICES, index=config.TOOL_CHOICES.index(current),
+        format_func=_CHOICE_LABELS.get, key="tool_choice",
+        help="The semantic router compares the question with each tool's example requests; "
+             "the model chooses by itself only if it can (OpenAI, or a tool-capable model on "
+             "an OpenAI-compatible server).")
+    return dataclasses.replace(settings, tool_choice=chosen)
+
 
 def tool_calling_notice(settings: Settings) -> None:
-    """Say plainly what the bundled model cannot do."""
+    """Say plainly who picks the tools and what the bundled model cannot do."""
     provider, _ = active_provider(settings)
-    if provider.name == "local":
+    mode, _ = tool_choice(settings)
+    if mode == "router":
+        small = ("The bundled 135M model is far too small to plan tool calls, so here "
+                 if provider.name == "local" else "Here ")
+        st.info(small + "a **semantic router** picks the tool by how close your question is to "
+                "each tool's example requests (or picks none), the model fills in the "
+                "arguments under a grammar that allows only what your question offers (its "
+                "numbers, its quoted text, the cities it names), and then words the answer. "
+                "Each step says which part decided. Results that answer by themselves are shown "
+                "plainly under the model's words.", icon="🧭")
+    elif provider.name == "local":
         st.warning("The bundled 135M model is far too small to plan tool calls: it often answers "
                    "without a tool, or calls one with a useless input (asked 23*19, it may call "
-                   "the calculator with an empty expression). Everything it does is shown as it "
-                   "happened. For a real agent, use OpenAI or an OpenAI-compatible server with a "
+                   "the calculator with an empty expression). Set *Who picks the tool* to the "
+                   "semantic router, or use OpenAI or an OpenAI-compatible server with a "
                    "tool-capable model (for example Ollama with llama3.1 or qwen2.5).", icon="🐣")
 
 
@@ -87,15 +118,30 @@ def render_steps(steps: list[dict], expanded: bool = False) -> None:
     calls = sum(s["kind"] == "tool_call" for s in steps)
     limit = next((s for s in steps if s["kind"] == "limit"), None)
     state = "error" if limit else "complete"
-    with st.status(f"{calls} tool call(s)" + (" · stopped" if limit else ""), state=state,
-                   expanded=expanded):
+    with st.status(_label(calls, bool(limit)), state=state, expanded=expanded):
         for step in steps:
             _render_step(step)
+
+
+def _label(calls: int, stopped: bool) -> str:
+    return f"{calls} tool call(s)" + (" · stopped" if stopped else "")
+
+
+def render_results(steps: list[dict]) -> None:
+    """Tool results that answer the question by themselves, under the
+    model's words: a wrong sentence from a small model cannot hide them."""
+    for step in steps:
+        if step["kind"] == "tool_result" and step.get("plain"):
+            st.success(f"**{step['name']}** says: {step['text']}", icon="🎯")
 
 
 def _render_step(step: dict) -> None:
     if step["kind"] == "tool_call":
         st.markdown(f"🔧 **{step['name']}** `{json.dumps(step['args'], ensure_ascii=False)}`")
+        if step.get("decided_by"):
+            st.caption(step["decided_by"].capitalize())
+    elif step["kind"] == "no_tool":
+        st.markdown(f"🧭 {step['text'].capitalize()}: the model answers by itself.")
     elif step["kind"] == "tool_result":
         mark = "✅" if step["ok"] else "⚠️"
         st.markdown(f"{mark} result of **{step['name']}** ({step['seconds'] * 1000:.0f} ms)")
@@ -110,39 +156,36 @@ def render_agent_chat(store: ChatStore) -> None:
         with st.chat_message(message.role):
             render_steps(message.steps)
             render_body(message)
+            render_results(message.steps)
 
 
 def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls: int,
                 max_tool_calls: int, params: GenerationParams) -> ChatMessage:
     """Run the agent on the last user message; steps render live into a
-    status block, the answer streams as Markdown; all is kept in ``store``."""
-    provider, _ = active_provider(settings)
+    status block, the answer streams as Markdown; all is kept in ``store``.
+    Who picks the tools follows :func:`llmapp.routing.tool_choice`."""
     history = store.history()
     question = history[-1]["content"]
     steps: list[dict] = []
     with st.chat_message("assistant"):
         try:
-            model = provider.chat_model(settings, params)
-            agent = build_agent(model, list(tools.values()), max_model_calls=max_model_calls,
-                                max_tool_calls=max_tool_calls)
             status = st.status("Thinking…", expanded=True)
             answer_box = st.empty()
             tokens: list[str] = []
             answer = ""
-            for event in run_agent(agent, question, history=history[:-1]):
+            for event in run_with_tools(settings, tools, question, params=params,
+                                        history=history[:-1], max_model_calls=max_model_calls,
+                                        max_tool_calls=max_tool_calls):
                 answer = _show(event, status, answer_box, tokens, steps) or answer
             calls = sum(s["kind"] == "tool_call" for s in steps)
             stopped = any(s["kind"] == "limit" for s in steps)
-            status.update(label=f"{calls} tool call(s)" + (" · stopped" if stopped else ""),
-                          state="error" if stopped else "complete", expanded=False)
+            status.update(label=_label(calls, stopped), state="error" if stopped else "complete",
+                          expanded=False)
+            render_results(steps)
             message = ChatMessage("assistant", answer or "".join(tokens), steps=steps)
         except LlmappError as exc:
             message = ChatMessage("assistant", "", error=str(exc), steps=steps)
             st.error(str(exc), icon="⚠️")
-        except Exception as exc:  # a provider error inside the graph
-            error = provider.describe_error(exc, settings)
-            message = ChatMessage("assistant", "", error=str(error), steps=steps)
-            st.error(str(error), icon="⚠️")
     store.add(message)
     return message
 

@@ -88,4 +88,26 @@ def test_tools_page_runs_one_tool_round_and_the_console(scripted, agent_page):
 def test_the_bundled_model_is_described_honestly(app, tmp_path):
     at = app("pages/6_Agent.py", LLMAPP_CHROMA_PATH=str(tmp_path / "chroma"),
              LLMAPP_DATABASE_URL=f"sqlite:///{tmp_path}/c.sqlite3")
+    notice = at.info[0].value
+    assert "far too small to plan tool calls" in notice and "semantic router" in notice
+    at.selectbox(key="tool_choice").select("model").run()
     assert "far too small to plan tool calls" in at.warning[0].value
+    assert not any("semantic router" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page,question,result", [
+    ("pages/6_Agent.py", "What is 23*19?", "437"),
+    ("pages/5_Tools.py", "How many words are in the sentence 'the quick brown fox jumps'?",
+     "5 words, 25 characters (21 without spaces)"),
+])
+def test_the_pages_examples_work_on_the_bundled_model(agent_page, page, question, result):
+    at = agent_page(page)
+    at.chat_input[0].set_value(question).run()
+    reply = at.chat_message[1]
+    assert statuses(reply) == ["1 tool call(s)"]
+    assert any(c.value.startswith("Chosen by similarity to examples (") for c in reply.caption)
+    shown = [s.value for s in reply.success]
+    assert any(s.endswith(f"says: {result}") for s in shown), shown
+    assert not at.exception
+    at.run()  # a rerun redraws the steps and the result from the store
+    assert any(s.value.endswith(f"says: {result}") for s in at.chat_message[1].success)

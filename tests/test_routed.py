@@ -1,0 +1,126 @@
+"""Tools on a model that cannot choose them: the argument grammars, and
+whole runs on the bundled model on its real runtime."""
+
+import json
+import random
+import re
+
+import pytest
+
+from llmapp.providers import GenerationParams
+from llmapp.routed import (answer_pattern, argument_schema, fill_arguments, pattern_escape,
+                           run_routed_agent, run_summary)
+from llmapp.tools import calculate, calculator, current_datetime, word_count
+from llmapp.tools.arithmetic import expression_pattern, operand_orders
+from llmapp.tools.clock import zone_candidates
+from llmapp.tools.text import text_candidates
+
+TOOLS = {t.name: t for t in (calculator, word_count, current_datetime)}
+PARAMS = GenerationParams(temperature=0.2, top_p=0.95, max_tokens=96)
+
+
+def events_of(settings, question, **limits):
+    return [e for e in run_routed_agent(settings, TOOLS, question, params=PARAMS, **limits)
+            if e.kind != "token"]
+
+
+@pytest.mark.parametrize("question,admits,refuses", [
+    ("What is 23*19?", ["23 * 19"], ["19 * 23", "23 % 19", "23 * 19 + 7", "437"]),
+    ("What is 144 divided by 12, plus 7?", ["144 / 12 + 7", "144 + 12 / 7"],
+     ["144 / 12", "12 / 144 + 7", "144 * 12 + 7"]),
+    ("Take 18 away from 90", ["90 - 18"], ["18 - 90"]),
+    ("What is 25% of 360?", ["25 / 100 * 360", "100 * 25 / 360"], ["25 % 360"]),
+    ("What is seven times eight?", ["7 * 8"], ["7 + 8"]),
+    ("Add 1,250 and 12", ["1250 + 12"], ["1,250 + 12"]),
+])
+def test_the_calculator_grammar_admits_only_the_questions_arithmetic(question, admits, refuses):
+    pattern = expression_pattern(question)
+    for text in admits:
+        assert re.fullmatch(pattern, text), (pattern, text)
+    for text in refuses:
+        assert not re.fullmatch(pattern, text), (pattern, text)
+
+
+def test_no_question_admits_an_empty_expression():
+    rng = random.Random(7)
+    words = ["what", "is", "plus", "times", "of", "15%", "squared", "3", "2.5", "seven",
+             "from", "hello", "1,000", "divided", "by", "(", ")", "?"]
+    for _ in range(300):
+        question = " ".join(rng.choice(words) for _ in range(rng.randint(0, 8)))
+        pattern = expression_pattern(question)
+        assert not re.fullmatch(pattern, ""), question
+        assert not re.fullmatch(pattern, " "), question
+        assert operand_orders(question)  # never without an order
+
+
+def test_the_argument_schema_narrows_each_tool_to_the_question():
+    schema = argument_schema(word_count, "How many words are in 'to be or not'?")
+    assert schema["properties"]["text"]["enum"] == ["to be or not"]
+    assert schema["required"] == ["text"] and schema["additionalProperties"] is False
+    zones = argument_schema(current_datetime, "Time in Paris and in New York?")
+    assert zones["properties"]["timezone"]["enum"] == ["Europe/Paris", "America/New_York"]
+    assert zone_candidates("What time is it?") == ["UTC"]
+    assert text_candidates("Count the words: all that glitters") == ["all that glitters"]
+    assert text_candidates("count") == ["count"]
+
+
+def test_answer_patterns_are_literal_and_need_the_result():
+    assert pattern_escape("3.5 (x)") == r"3\.5 \(x\)" and "\\ " not in pattern_escape("a b")
+    pattern = answer_pattern(["5 words"])
+    assert re.fullmatch(pattern, "It has 5 words.")
+    assert not re.fullmatch(pattern, "It has 25 words.")
+    assert not re.fullmatch(pattern, "It has five words.")
+
+
+@pytest.mark.slow
+def test_arguments_are_decoded_under_the_grammar(local_settings):
+    arguments = fill_arguments(local_settings, calculator, "What is 23*19?")
+    assert arguments.args == {"expression": "23 * 19"} and arguments.model_calls == 1
+    assert calculate(arguments.args["expression"]) == 437
+    fixed = fill_arguments(local_settings, word_count, "How many words are in 'a b c'?")
+    assert fixed.args == {"text": "a b c"} and fixed.model_calls == 0 and fixed.raw == ""
+
+
+@pytest.mark.slow
+def test_the_agent_pages_example_runs_on_the_bundled_model(local_settings):
+    events = events_of(local_settings, "What is 23*19?")
+    assert [e.kind for e in events] == ["tool_call", "tool_result", "answer"]
+    call, result, answer = events
+    assert call.name == "calculator" and call.decided_by.startswith(
+        "chosen by similarity to examples (")
+    assert result.text == "437" and result.ok and result.plain
+    assert "437" in answer.text  # the answer's grammar makes it state the result
+
+
+@pytest.mark.slow
+def test_two_clauses_take_two_tools_and_the_limits_hold(local_settings):
+    question = "What is 23*19, and what time is it in Tokyo?"
+    both = [e.name for e in events_of(local_settings, question) if e.kind == "tool_call"]
+    assert sorted(both) == ["calculator", "current_datetime"]
+    one = events_of(local_settings, question, max_tool_calls=1)
+    assert [e.kind for e in one] == ["tool_call", "tool_result", "limit", "answer"]
+    # the clock's arguments come from the question (no model call); the
+    # calculator's need one, and the answer the only one allowed
+    tight = events_of(local_settings, question, max_model_calls=1)
+    assert [e.name for e in tight if e.kind == "tool_call"] == ["current_datetime"]
+    assert [e.kind for e in tight][-2:] == ["limit", "answer"]
+
+
+@pytest.mark.slow
+def test_chit_chat_gets_no_tool_and_an_answer(local_settings):
+    events = events_of(local_settings, "Hello! Who are you?")
+    assert events[0].kind == "no_tool" and "chit-chat" in events[0].text
+    assert events[-1].kind == "answer" and events[-1].text
+
+
+@pytest.mark.slow
+def test_the_summary_is_json_ready(local_settings):
+    summary = run_summary(run_routed_agent(
+        local_settings, TOOLS, "How many words are in 'the quick brown fox jumps'?",
+        params=PARAMS))
+    assert json.loads(json.dumps(summary)) == summary
+    assert [s["tool"] for s in summary["steps"]] == ["word_count"]
+    step = summary["steps"][0]
+    assert step["args"] == {"text": "the quick brown fox jumps"}
+    assert step["result"].startswith("5 words") and summary["results"] == [step["result"]]
+    assert "5 words" in summary["answer"] and summary["stopped"] is None
