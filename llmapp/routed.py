@@ -224,15 +224,17 @@ def run_routed_agent(settings: Settings, tools: Mapping[str, BaseTool], question
         yield from _answer(settings, params, messages)
 
 
-MAX_AROUND = 80
-"""Characters the model may write before, and after, the result it must state."""
+MAX_AROUND = 60
+"""Characters the model may write before, and after, the result it must state
+(the longer the room, the longer a 135M model rambles before it)."""
 
 
 def answer_pattern(phrases: Sequence[str]) -> str:
     """A regular expression for a one-line answer that states one of
-    ``phrases``, with up to :data:`MAX_AROUND` characters on either side."""
+    ``phrases`` as a word of its own (not "value19"), with up to
+    :data:`MAX_AROUND` characters on either side."""
     free = '"\\\\\\n'
-    before = f"([^{free}]{{0,{MAX_AROUND - 1}}}[^0-9{free}])?"
+    before = f"([^{free}]{{0,{MAX_AROUND - 1}}}[^A-Za-z0-9{free}])?"
     after = f"([^A-Za-z0-9{free}][^{free}]{{0,{MAX_AROUND - 1}}})?"
     return f"^{before}({'|'.join(map(pattern_escape, phrases))}){after}$"
 

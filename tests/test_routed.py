@@ -70,6 +70,7 @@ def test_answer_patterns_are_literal_and_need_the_result():
     assert re.fullmatch(pattern, "It has 5 words.")
     assert not re.fullmatch(pattern, "It has 25 words.")
     assert not re.fullmatch(pattern, "It has five words.")
+    assert not re.fullmatch(answer_pattern(["19"]), "a decimal value19 is added")
 
 
 @pytest.mark.slow
