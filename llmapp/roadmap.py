@@ -43,7 +43,8 @@ STAGES: tuple[Stage, ...] = (
           "Window, token-budget and summary memory; conversations that persist and export, "
           "and exactly what the model received each turn."),
     Stage(5, "Tools", "pages/5_Tools.py",
-          "Tool calling: the model asks for a calculator, a clock, a search, your knowledge base."),
+          "Tool calling: the model asks for a calculator, a clock, a search, your knowledge "
+          "base; for a model too small to choose, a semantic router picks."),
     Stage(6, "Agent", "pages/6_Agent.py",
           "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
 )

@@ -20,6 +20,7 @@ at "no tool" or at the limits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -49,6 +50,14 @@ ANSWER_EXAMPLES = (
 )
 """Few-shot turns for the answer: a 135M model told only to "state the
 result" describes the tool instead ("The tool returns the result of...")."""
+GROUNDED_SYSTEM_PROMPT = "You answer questions from the tool results you are given, and cite them."
+GROUNDED_TEMPLATE = (
+    "Tool results:\n{results}\n\nQuestion: {question}\n\nAnswer in at most three sentences, "
+    "using only the tool results above. Cite knowledge-base snippets by their number in square "
+    "brackets, like [1].")
+"""For results that need reading (knowledge-base snippets, a page): stage 3's
+grounded prompt. No few-shot turns: the 135M model copied "6 times 7 is 42."
+as the answer to a knowledge-base question."""
 NO_TOOL_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and kindly."
 
 
@@ -138,17 +147,22 @@ def answer_messages(question: str, results: Sequence[tuple[str, dict, str]],
                     history: Sequence[Mapping[str, str]] = (),
                     as_json: bool = False) -> list[dict[str, str]]:
     """The prompt for the final answer: earlier turns, then the question with
-    each ``(tool, args, result)`` under it. ``as_json``: the few-shot answers
-    are written as ``{"answer": ...}``, for :func:`_stated_answer`."""
+    each ``(tool, args, result)``. ``as_json``: for :func:`_stated_answer`,
+    with few-shot answers written as ``{"answer": ...}``; otherwise the
+    grounded prompt of :data:`GROUNDED_TEMPLATE`."""
     if not results:
         return ([{"role": "system", "content": NO_TOOL_SYSTEM_PROMPT}, *map(dict, history),
                  {"role": "user", "content": question}])
     lines = "\n".join(f"- {name}({', '.join(f'{k}={v!r}' for k, v in args.items())}) "
                       f"returned: {result}" for name, args, result in results)
+    if not as_json:
+        return [{"role": "system", "content": GROUNDED_SYSTEM_PROMPT}, *map(dict, history),
+                {"role": "user", "content": GROUNDED_TEMPLATE.format(results=lines,
+                                                                     question=question)}]
     shots = []
     for request, answer in ANSWER_EXAMPLES:
-        shots += [{"role": "user", "content": request}, {"role": "assistant", "content":
-                  json.dumps({"answer": answer}) if as_json else answer}]
+        shots += [{"role": "user", "content": request},
+                  {"role": "assistant", "content": json.dumps({"answer": answer})}]
     return [{"role": "system", "content": ANSWER_SYSTEM_PROMPT}, *shots, *map(dict, history),
             {"role": "user", "content": f"{question}\n\nTool results:\n{lines}"}]
 
@@ -224,6 +238,9 @@ def run_routed_agent(settings: Settings, tools: Mapping[str, BaseTool], question
         yield from _answer(settings, params, messages)
 
 
+STATED_TEMPERATURE = 0.2
+"""Most temperature for an answer that restates a result: it is extraction,
+where one right answer exists (the sample handbook's own advice)."""
 MAX_AROUND = 60
 """Characters the model may write before, and after, the result it must state
 (the longer the room, the longer a 135M model rambles before it)."""
@@ -256,6 +273,8 @@ def _stated_answer(settings: Settings, params: GenerationParams, messages: list[
     schema = {"type": "object", "properties": {"answer": {
         "type": "string", "pattern": answer_pattern(phrases)}}, "required": ["answer"],
         "additionalProperties": False}
+    params = dataclasses.replace(params, temperature=min(params.temperature,
+                                                         STATED_TEMPERATURE))
     try:
         text = structured_output(settings, messages, schema, params, repair=False).data["answer"]
     except StructuredOutputError:

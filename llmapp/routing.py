@@ -32,7 +32,8 @@ from llmapp.settings import Settings
 from llmapp.tools import guide_of
 
 NO_TOOL_EXAMPLES = (
-    "Hi there!", "Good afternoon to you", "Thank you so much", "Tell me a joke", "Write a short poem about the sea",
+    "Hi there!", "Good afternoon to you", "Thank you so much", "Tell me a joke",
+    "Write a short poem about the sea",
     "Who wrote Romeo and Juliet?", "Explain how photosynthesis works",
     "What is the capital of Italy?", "Give me three ideas for a birthday party",
     "What are you?", "Translate 'good night' into French", "Summarize the plot of Hamlet",

@@ -73,3 +73,12 @@ def test_loops_benchmark_counts_looping_replies():
                     "--settings", "repeat 1.1")
     [row] = data["repeat 1.1"]["4 memory"]
     assert row["text"] and isinstance(row["loops"], bool)
+
+
+@pytest.mark.slow
+def test_tools_benchmark_runs_and_scores_each_kind_of_question():
+    out, data = bench("bench_tools.py", "tools.json", "--limit", "1")
+    assert "right tool (tool questions)" in out and "no tool for chit-chat" in out
+    assert {o["tool"] for o in data["outcomes"]} == {"calculator", "word_count",
+                                                     "current_datetime", "knowledge_base", None}
+    assert data["scores"]["right_tool"][1] == 4 and data["scores"]["chit_chat_no_tool"][1] == 1

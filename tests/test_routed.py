@@ -8,8 +8,15 @@ import re
 import pytest
 
 from llmapp.providers import GenerationParams
-from llmapp.routed import (answer_pattern, argument_schema, fill_arguments, pattern_escape,
-                           run_routed_agent, run_summary)
+from llmapp.routed import (
+    answer_messages,
+    answer_pattern,
+    argument_schema,
+    fill_arguments,
+    pattern_escape,
+    run_routed_agent,
+    run_summary,
+)
 from llmapp.tools import calculate, calculator, current_datetime, word_count
 from llmapp.tools.arithmetic import expression_pattern, operand_orders
 from llmapp.tools.clock import zone_candidates
@@ -62,6 +69,19 @@ def test_the_argument_schema_narrows_each_tool_to_the_question():
     assert zone_candidates("What time is it?") == ["UTC"]
     assert text_candidates("Count the words: all that glitters") == ["all that glitters"]
     assert text_candidates("count") == ["count"]
+
+
+@pytest.mark.parametrize("question,phrases", [
+    ("How many words are in 'a b'?", ["2 words"]),
+    ("How many letters are in the word 'banana'?", ["6 characters"]),
+    ("Count words and characters in 'a b'", ["2 words", "3 characters"]),
+])
+def test_the_word_count_answer_states_what_was_asked(question, phrases):
+    from llmapp.tools import guide_of
+
+    text = "a b" if "'a b'" in question else "banana"
+    result = word_count.invoke({"text": text})
+    assert guide_of(word_count).answer_phrases(result, question) == phrases
 
 
 def test_answer_patterns_are_literal_and_need_the_result():
@@ -125,3 +145,13 @@ def test_the_summary_is_json_ready(local_settings):
     assert step["args"] == {"text": "the quick brown fox jumps"}
     assert step["result"].startswith("5 words") and summary["results"] == [step["result"]]
     assert "5 words" in summary["answer"] and summary["stopped"] is None
+
+
+def test_results_that_need_reading_get_the_grounded_prompt_without_examples():
+    snippets = [("knowledge_base", {"query": "overlap"}, "[1] notes.md\nOverlap keeps ...")]
+    messages = answer_messages("What is overlap?", snippets)
+    assert "6 times 7" not in json.dumps(messages)  # the 135M model copied the example
+    assert messages[-1]["content"].startswith("Tool results:\n- knowledge_base(query='overlap')")
+    stated = answer_messages("What is 2*3?", [("calculator", {"expression": "2 * 3"}, "6")],
+                             as_json=True)
+    assert json.loads(stated[2]["content"]) == {"answer": "6 times 7 is 42."}

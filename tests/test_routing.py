@@ -4,8 +4,8 @@ chit-chat, exclusions, clauses, and its accuracy on the question set."""
 import json
 
 import pytest
-
 from helpers import ROOT, chroma_settings
+
 from llmapp.routing import NO_TOOL, SemanticRouter, clauses, request_form, tool_choice
 from llmapp.settings import resolve
 from llmapp.tools import calculator, current_datetime, make_knowledge_base_tool, word_count
@@ -65,7 +65,8 @@ def test_quoted_text_is_masked_before_routing():
 
 
 @pytest.mark.parametrize("question,parts", [
-    ("What is 23*19, and what time is it in Tokyo?", ["What is 23*19", "what time is it in Tokyo?"]),
+    ("What is 23*19, and what time is it in Tokyo?",
+     ["What is 23*19", "what time is it in Tokyo?"]),
     ("Add 8, 15 and 4", ["Add 8, 15 and 4"]),
     ("What is 144 divided by 12, plus 7?", ["What is 144 divided by 12, plus 7?"]),
     ("Count the words in 'hi there'. Then tell me the time in Oslo.",

@@ -104,7 +104,9 @@ def calculator(expression: str) -> str:
 
 
 NUMBER_WORDS = {word: n for n, word in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+     "eighteen", "nineteen", "twenty"])}
 NUMBER_WORDS.update(thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80, ninety=90,
                     hundred=100, thousand=1000, dozen=12)
 IMPLIED = ((r"%|\bpercent", "100"), (r"\bsquared?\b", "2"), (r"\bcubed?\b", "3"),
@@ -219,4 +221,5 @@ guided(calculator, ToolGuide(
     ),
     hint="Write the question's arithmetic: plus is +, minus is -, times is *, divided by is /, "
          "to the power of is **.",
-    narrow=_narrow, result_is_answer=True, answer_phrases=lambda result, question: _phrases(result)))
+    narrow=_narrow, result_is_answer=True,
+    answer_phrases=lambda result, question: _phrases(result)))

@@ -46,14 +46,15 @@ def text_candidates(question: str) -> list[str]:
 
 def _phrases(result: str, question: str) -> list[str]:
     """"5 words, 25 characters (21 without spaces)" -> ``["5 words"]`` when the
-    question asks for words, ``["25 characters"]`` for characters or
-    letters, both otherwise."""
+    question asks for words ("how many words", "word count"),
+    ``["25 characters"]`` when it asks for characters or letters (even "in
+    the word 'banana'"), both when it asks for both or neither."""
     words, characters = re.findall(r"\d+ words?|\d+ characters?", result)[:2] or (result, result)
     asks = question.lower()
-    if re.search(r"\bwords?\b", asks) and not re.search(r"charact|letter", asks):
-        return [words]
-    if re.search(r"charact|letter|long", asks) and not re.search(r"\bwords?\b", asks):
-        return [characters]
+    wants_words = re.search(r"\bwords\b|\bword count", asks) is not None
+    wants_characters = re.search(r"charact|letter|\blong\b", asks) is not None
+    if wants_words != wants_characters:
+        return [words] if wants_words else [characters]
     return [words, characters]
 
 

@@ -145,12 +145,15 @@ def url_candidates(question: str) -> list[str]:
 FETCH_GUIDE = ToolGuide(
     examples=(("Fetch https://example.com and tell me what it says",
                {"url": "https://example.com"}),
-              ("Summarize the page at https://docs.python.org/3/", {"url": "https://docs.python.org/3/"}),
+              ("Summarize the page at https://docs.python.org/3/",
+               {"url": "https://docs.python.org/3/"}),
               ("Open this link: http://info.cern.ch", {"url": "http://info.cern.ch"})),
     narrow=lambda question: {"url": {"enum": url_candidates(question)}})
 
 guided(web_search, ToolGuide(
-    examples=(("Search the web for the latest Streamlit release", {"query": "latest Streamlit release"}),
+    examples=(("Search the web for the latest Streamlit release",
+               {"query": "latest Streamlit release"}),
               ("Look up today's news about electric cars", {"query": "news electric cars"}),
-              ("Google who won the last football world cup", {"query": "last football world cup winner"})),
+              ("Google who won the last football world cup",
+               {"query": "last football world cup winner"})),
     narrow=lambda question: {"query": {"const": question.strip()}}))

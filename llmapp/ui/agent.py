@@ -7,11 +7,10 @@ after every rerun.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import streamlit as st
-
-import dataclasses
 
 from llmapp import config
 from llmapp.agent import AgentEvent

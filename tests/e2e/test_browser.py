@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, free_port, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -176,3 +175,25 @@ def test_agent_steps_render_live_and_stay_after_reload_of_the_page(scripted_app_
     assert "Europe/Oslo" in answer.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "agent.png", full_page=True)
+
+
+@pytest.mark.parametrize("path,question,result,stated", [
+    ("Agent", "What is 23*19?", "calculator says: 437", "437"),
+    ("Tools", "How many words are in the sentence 'the quick brown fox jumps'?",
+     "word_count says: 5 words, 25 characters (21 without spaces)", "5 words"),
+])
+def test_the_tool_pages_examples_work_on_the_bundled_model(app_url, page, path, question,
+                                                           result, stated):
+    page.goto(f"{app_url}/{path}")
+    page.get_by_text("semantic router").first.wait_for(timeout=30_000)
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(question)
+    box.press("Enter")
+    reply = page.get_by_test_id("stChatMessage").last
+    reply.get_by_text(result).wait_for(timeout=120_000)
+    reply.get_by_text("1 tool call(s)").click()
+    reply.get_by_text("Chosen by similarity to examples").wait_for(timeout=10_000)
+    # in the step's result, in the model's sentence, and in the plain result
+    assert reply.inner_text().count(stated) >= 3, reply.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{path.lower()}_router.png", full_page=True)
