@@ -4,8 +4,8 @@
    all-MiniLM-L6-v2, go into Chroma two ways in one run:
    * ``raw``: the chunk texts (made beforehand, untimed) are embedded and
      written with ``collection.add`` in batches;
-   * ``llmapp``: ``KnowledgeBase.ingest`` per file: load, chunk, hash, check
-     for an older version, embed, write.
+   * ``llmapp``: ``KnowledgeBase.ingest_many`` over the files: load, chunk,
+     hash, check for an older version, embed (files grouped), write.
    Prints chunks/s for both, their ratio (target >= 0.9) and the embedder's
    share of llmapp's time.
 2. Query: a collection of ``--chunks`` chunks; ``--queries`` searches through
@@ -69,8 +69,8 @@ def bench_ingest(n_docs: int) -> dict:
         kb = KnowledgeBase(client, embedder)
         start = time.perf_counter()
         embed_s = 0.0
-        for name, data in docs:
-            embed_s += kb.ingest("llmapp", data, name, settings).embed_seconds
+        for _, result in kb.ingest_many("llmapp", docs, settings):
+            embed_s += result.embed_seconds
         ours_s = time.perf_counter() - start
     return {"chunks": len(texts), "raw_chunks_per_s": len(texts) / raw_s,
             "llmapp_chunks_per_s": len(texts) / ours_s,

@@ -9,6 +9,7 @@
     llmapp tool NAME --arg key=value
     llmapp agent QUESTION [--tools ...] [--tool-choice auto|router|model] [--json]
     llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
+    llmapp eval retrieval QUESTIONS.jsonl [--collection] [--k 5] [--compare ...] [--json]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -114,7 +115,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     Exit 1 if any file failed (the others are still ingested)."""
     from tqdm import tqdm
 
-    from llmapp.rag import IngestError, RagError
+    from llmapp.rag import IngestError
     from llmapp.rag.chunking import ChunkSettings
     from llmapp.rag.store import knowledge_base
 
@@ -124,16 +125,31 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise ConfigError("No files to ingest (supported: .txt, .md, .pdf, .html).")
     kb = knowledge_base(_settings_from(args))
     failed = 0
-    with tqdm(files, unit="file", file=sys.stderr, disable=args.quiet) as bar:
-        for path, source in bar:
-            bar.set_postfix_str(source[-40:])
-            try:
-                result = kb.ingest(args.collection, path.read_bytes(), source, chunking)
-            except (IngestError, RagError, OSError) as exc:
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=args.quiet) as bar:
+        def report(source: str, outcome) -> None:
+            nonlocal failed
+            bar.update(1)
+            if isinstance(outcome, Exception):
                 failed += 1
-                bar.write(f"failed   {source}: {exc}", file=sys.stdout)
-                continue
-            bar.write(f"{result.status:<8} {source}: {result.chunks} chunks", file=sys.stdout)
+                text = str(outcome)
+                if not text.startswith(f"{source}:"):
+                    text = f"{source}: {text}"
+                bar.write(f"failed   {text}", file=sys.stdout)
+                return
+            notice = f" ({outcome.notice})" if outcome.notice else ""
+            bar.write(f"{outcome.status:<8} {source}: {outcome.chunks} chunks{notice}",
+                      file=sys.stdout)
+
+        def readable():
+            for path, source in files:
+                try:
+                    yield source, path.read_bytes()
+                except OSError as exc:
+                    report(source, IngestError(f"{source}: cannot be read "
+                                               f"({exc.strerror or exc})."))
+
+        for source, outcome in kb.ingest_many(args.collection, readable(), chunking):
+            report(source, outcome)
     print(f"{len(files) - failed} of {len(files)} files in collection {args.collection!r} "
           f"({chunking.describe()})")
     return 1 if failed else 0
@@ -144,13 +160,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     (a list of ``{id, source, page, score, text}``)."""
     from llmapp.rag.store import knowledge_base
 
-    hits = knowledge_base(_settings_from(args)).search(args.collection, args.query, args.k,
-                                                       mmr=args.mmr)
+    hits = knowledge_base(_settings_from(args)).search(
+        args.collection, args.query, args.k, mmr=args.mmr, retriever=args.retriever,
+        max_per_source=args.max_per_source)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
     for n, hit in enumerate(hits, start=1):
-        print(f"[{n}] {hit.score:.3f}  {hit.cite()}\n    {' '.join(hit.text.split())[:300]}")
+        section = f"  ({hit.section})" if hit.section else ""
+        print(f"[{n}] {hit.score:.3f} {hit.found_by:<7} {hit.cite()}{section}\n"
+              f"    {' '.join(hit.text.split())[:300]}")
     return 0
 
 
@@ -164,7 +183,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     store.add_user(args.question)
     params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
     rag = start_answer(knowledge_base(settings), args.collection, store, settings, params,
-                       RetrievalSettings(k=args.k))
+                       RetrievalSettings(k=args.k, retriever=args.retriever,
+                                         max_per_source=args.max_per_source))
     for text in rag.reply.stream:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -279,6 +299,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0 if answered else 1
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``llmapp eval retrieval``: see :mod:`llmapp.evaluation.command`."""
+    from llmapp.evaluation.command import cmd_eval_retrieval
+
+    return cmd_eval_retrieval(args, _settings_from(args))
+
+
 def cmd_tool(args: argparse.Namespace) -> int:
     """``llmapp tool NAME --arg k=v``: call one tool directly and print its result."""
     from llmapp.tools import available_tools, run_tool
@@ -321,9 +348,29 @@ def cmd_collections(args: argparse.Namespace) -> int:
     return 0
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """A parser that takes options before, between or after its positional
+    arguments (``llmapp chain density --rounds 2 "text"``), by
+    :meth:`argparse.ArgumentParser.parse_known_intermixed_args`; a parser with
+    subcommands parses as usual (argparse cannot intermix those), and hands
+    the rest to its subcommand's parser, which intermixes."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._parsing or any(a.nargs == argparse.PARSER for a in self._actions):
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="llmapp", description=__doc__.split("\n\n")[0])
+    parser = IntermixedParser(prog="llmapp",
+                              description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -351,9 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     provider_args(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
-    from llmapp.rag.chunking import (DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE,
-                                     STRATEGIES as CHUNKINGS)
-    from llmapp.rag.store import DEFAULT_COLLECTION
+    from llmapp.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+    from llmapp.rag.chunking import STRATEGIES as CHUNKINGS
+    from llmapp.rag.store import DEFAULT_COLLECTION, RETRIEVERS
+
+    def retrieval_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--retriever", choices=RETRIEVERS, default="hybrid",
+                       help="hybrid (embeddings and BM25, fused; default), dense or lexical")
+        p.add_argument("--max-per-source", type=int, metavar="N",
+                       help="at most N chunks of one document")
 
     def collection_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--collection", default=DEFAULT_COLLECTION,
@@ -362,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="add files or folders to a collection")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     collection_arg(ingest)
-    ingest.add_argument("--chunking", choices=CHUNKINGS, default="recursive")
+    ingest.add_argument("--chunking", choices=CHUNKINGS, default=CHUNKINGS[0])
     ingest.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                         help="characters per chunk")
     ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
@@ -370,11 +423,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(func=cmd_ingest)
 
+    from llmapp.evaluation.command import add_parser as add_eval
+
+    add_eval(sub, collection_arg).set_defaults(func=cmd_eval)
+
     search = sub.add_parser("search", help="the chunks closest to a query")
     search.add_argument("query")
     collection_arg(search)
     search.add_argument("--k", type=int, default=4)
     search.add_argument("--mmr", action="store_true", help="max marginal relevance")
+    retrieval_args(search)
     search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)
 
@@ -383,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     collection_arg(ask)
     provider_args(ask)
     ask.add_argument("--k", type=int, default=4)
+    retrieval_args(ask)
     ask.add_argument("--max-tokens", type=int, default=config.DEFAULT_MAX_TOKENS)
     ask.set_defaults(func=cmd_ask)
 

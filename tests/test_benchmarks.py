@@ -82,3 +82,16 @@ def test_tools_benchmark_runs_and_scores_each_kind_of_question():
     assert {o["tool"] for o in data["outcomes"]} == {"calculator", "word_count",
                                                      "current_datetime", "knowledge_base", None}
     assert data["scores"]["right_tool"][1] == 4 and data["scores"]["chit_chat_no_tool"][1] == 1
+
+
+@pytest.mark.slow
+def test_retrieval_benchmark_compares_the_plain_pipeline_with_llmapp(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "How do I limit the size of uploaded files?", '
+                         '"source": "flask-fileuploads.html"}\n')
+    out, data = bench("bench_retrieval.py", "retrieval.json", "--corpus",
+                      str(ROOT / "tests" / "data" / "html"), "--questions", str(questions))
+    assert "plain (get_text, 1000/150, dense)" in out and "default (markdown / hybrid)" in out
+    pipelines = {(r["chunking"], r["retriever"]) for r in data["results"]}
+    assert ("plain", "") in pipelines and ("markdown", "hybrid") in pipelines
+    assert data["pages"] == 2 and data["questions"] == 1

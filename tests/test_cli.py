@@ -63,25 +63,30 @@ def test_rag_commands_ingest_search_ask_and_list(tmp_path):
     bad.write_bytes(b"%PDF-1.4 not really")
     (tmp_path / "docs" / "notes.md").write_text("# Notes\n\nThe launch code is 4242.\n")
     (tmp_path / "docs" / "skip.png").write_bytes(b"\x89PNG")
+    (tmp_path / "docs" / "menu.txt").write_bytes(
+        ("Crème brûlée, café au lait et pâté: le menu coûte 12 €. " * 4).encode("cp1252"))
     result = run("ingest", str(ROOT / "data" / "handbook"), str(bad.parent), "-q", **env)
     assert result.returncode == 1  # one file failed; the others are in
     lines = result.stdout.splitlines()
-    assert "added    handbook/01_roadmap.md: 3 chunks" in lines
+    assert "added    handbook/01_roadmap.md: 7 chunks" in lines  # one per section
     assert any(line.startswith("failed   docs/broken.pdf: ") and "damaged" in line
-               for line in lines)
+               and line.count("broken.pdf") == 1 for line in lines)
+    assert "added    docs/menu.txt: 1 chunks (not UTF-8: read as cp1252; check its accents " \
+        "and symbols)" in lines
     assert "added    docs/notes.md: 1 chunks" in lines and "skip.png" not in result.stdout
-    assert lines[-1].startswith("4 of 5 files in collection 'handbook'")
+    assert lines[-1].startswith("5 of 6 files in collection 'handbook'")
     again = run("ingest", str(ROOT / "data" / "handbook"), "-q", **env)
     assert again.returncode == 0 and again.stdout.count("unchanged") == 3
 
     found = run("search", "What is the launch code?", "--k", "2", "--json", **env)
     data = json.loads(found.stdout)
-    assert [set(hit) for hit in data] == [{"id", "source", "page", "score", "text"}] * 2
+    assert [set(hit) for hit in data] == [{"id", "source", "page", "section", "score",
+                                           "found_by", "text"}] * 2
     assert data[0]["source"] == "docs/notes.md" and "4242" in data[0]["text"]
     assert isinstance(data[0]["score"], float)
 
     listed = run("collections", **env)
-    assert listed.stdout.startswith("handbook: 4 documents, 11 chunks, local:all-MiniLM-L6-v2")
+    assert listed.stdout.startswith("handbook: 5 documents, 16 chunks, local:all-MiniLM-L6-v2")
 
     answer = run("ask", "How many dimensions does all-MiniLM-L6-v2 produce?", "--k", "2",
                  "--max-tokens", "40", **env)
@@ -178,3 +183,10 @@ def test_agent_text_output_says_what_chose_the_tool_and_shows_the_result():
                                            "(21 without spaces)")
     chat = run("agent", "Hello!", "--tool-choice", "router")
     assert chat.returncode == 0 and "-- no tool:" in chat.stderr
+
+
+def test_options_may_come_before_or_after_the_text():
+    before = run("tool", "--arg", "expression=6*7", "calculator")
+    assert before.returncode == 0 and before.stdout == "42\n", before.stderr
+    helped = run("--help")
+    assert "``" not in helped.stdout and "The llmapp command line" in helped.stdout

@@ -31,7 +31,6 @@ def test_text_markdown_and_html():
     (b"", "empty.txt", "is empty"),
     (b"   \n\t ", "blank.md", "is empty"),
     (b"\x89PNG\r\n\x1a\n\0\0\0IHDR", "image.txt", "binary"),
-    ("café".encode("latin-1"), "latin.txt", "not UTF-8"),
     (b"%PDF-1.7\nthis is not really a pdf", "broken.pdf", "damaged"),
     (b"PK\x03\x04 zip", "report.docx", ".docx is not supported"),
     (b"data", "noext", "without an extension"),
@@ -40,6 +39,41 @@ def test_bad_files_get_a_clear_message(data, name, words):
     with pytest.raises(IngestError) as err:
         load(data, name)
     assert name in str(err.value) and words in str(err.value)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_text_in_other_encodings_is_read_and_says_so(encoding):
+    text = ("Le café coûte trois euros à Montréal, où l'été est très court. Ça déçoit "
+            "les élèves qui préfèrent la fraîcheur des forêts.\n") * 3
+    section = load(text.encode(encoding), "notes.txt")[0]
+    assert section.text == text and section.encoding != "utf-8"
+
+
+def test_cyrillic_cp1251_is_read_as_cp1251():
+    text = "Привет, как дела? Это тест кодировки windows. Ещё немного текста здесь. " * 3
+    section = load(text.encode("cp1251"), "privet.txt")[0]
+    assert section.text == text and section.encoding == "cp1251"
+
+
+def test_real_html_docs_become_clean_markdown():
+    from helpers import ROOT
+
+    html = (ROOT / "tests" / "data" / "html" / "click-options.html").read_bytes()
+    section = load(html, "options.html")[0]
+    assert section.title == "Options — Click Documentation (8.1.x)"
+    text = section.text
+    assert text.startswith("# Options\n") and "\n## Name Your Options\n" in text
+    # inline code stays inside its sentence; permalinks and navigation are gone
+    assert "by the `option()`\ndecorator" in text
+    assert "¶" not in text and "Navigation" not in text and "previous" not in text.lower()
+    assert "```\n@click.command()\n@click.option('-s', '--string-to-echo')" in text
+    assert "- `\"-x\"`, the name is `x`" in text
+    chunks = chunk([section], ChunkSettings("markdown"))
+    named = [c for c in chunks if c.headers and c.headers.endswith("Name Your Options")]
+    assert named and named[0].section == ("Options — Click Documentation (8.1.x) > "
+                                          "Name Your Options")
+    assert named[0].embed_text.startswith(named[0].section + "\n\n")
+    assert not named[0].text.startswith("Options —")  # shown text stays clean
 
 
 def test_encrypted_pdf_is_refused():

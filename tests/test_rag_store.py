@@ -124,18 +124,90 @@ def test_the_store_persists_across_a_process_restart(tmp_path):
 def test_search_options(kb):
     for path in sorted(HANDBOOK.iterdir()):
         kb.ingest("handbook", path.read_bytes(), path.name, ChunkSettings("recursive", 300, 50))
-    plain = kb.search("handbook", "chunk size and overlap", 4)
+    plain = kb.search("handbook", "chunk size and overlap", 4, retriever="dense")
     assert [h.score for h in plain] == sorted((h.score for h in plain), reverse=True)
+    assert {h.found_by for h in plain} == {"dense"}
     assert all(-1 <= h.score <= 1 for h in plain)
     only = kb.search("handbook", "chunk size and overlap", 4, sources=["02_prompting.txt"])
     assert {h.source for h in only} == {"02_prompting.txt"}
     high = kb.search("handbook", "chunk size and overlap", 10, score_threshold=0.4)
     assert high and all(h.score >= 0.4 for h in high)
-    mmr = kb.search("handbook", "chunk size and overlap", 4, mmr=True, fetch_k=20)
+    mmr = kb.search("handbook", "chunk size and overlap", 4, mmr=True, fetch_k=20,
+                    retriever="dense")
     assert len(mmr) == 4 and mmr[0].id == plain[0].id
+    hybrid = kb.search("handbook", "chunk size and overlap", 4)
+    assert len(hybrid) == 4 and {h.found_by for h in hybrid} <= {"dense", "lexical", "both"}
+    assert "both" in {h.found_by for h in hybrid}
+    capped = kb.search("handbook", "chunk size and overlap", 4, max_per_source=1)
+    assert len({h.source for h in capped}) == len(capped) == 3  # three documents
+    with pytest.raises(RagError, match="Unknown retriever 'bm99'"):
+        kb.search("handbook", "x", 1, retriever="bm99")
     pdf = [h for h in kb.search("handbook", "cosine similarity of vectors", 3)
            if h.source.endswith(".pdf")]
     assert pdf and pdf[0].page == 2 and pdf[0].cite().startswith("03_rag_in_practice.pdf, page 2")
+
+
+def test_hybrid_finds_an_exact_name_that_embeddings_miss(kb):
+    for path in sorted(HANDBOOK.iterdir()):
+        kb.ingest("handbook", path.read_bytes(), path.name, ChunkSettings("recursive", 300, 50))
+    kb.ingest("handbook", b"The flag --xq-frobnicate turns the turbo encabulator on.", "flags.txt",
+              ChunkSettings("recursive", 300, 50))
+    lexical = kb.search("handbook", "xq-frobnicate", 3, retriever="lexical")
+    assert lexical[0].source == "flags.txt" and lexical[0].found_by == "lexical"
+    assert -1 <= lexical[0].score <= 1  # a cosine similarity, computed for it
+    hybrid = kb.search("handbook", "what does xq-frobnicate do?", 3)
+    assert "flags.txt" in [h.source for h in hybrid]
+
+
+WRITER = """
+import sys
+from llmapp.rag.chunking import ChunkSettings
+from llmapp.rag.store import knowledge_base
+from llmapp.settings import resolve
+kb = knowledge_base(resolve())
+action, source, text = sys.argv[1:4]
+if action == "ingest":
+    kb.ingest("notes", text.encode(), source, ChunkSettings("recursive", 300, 50))
+else:
+    kb.delete_document("notes", source)
+"""
+
+
+@pytest.mark.parametrize("place", ["disk", "server"])
+def test_the_lexical_index_follows_chroma_across_app_instances(place, tmp_path, request):
+    """Another app instance adds, replaces and deletes; this one's BM25
+    follows. On disk the other instance is another session of this process
+    (Chroma's on-disk client is not for several processes); with a server it
+    is another process."""
+    env = {"LLMAPP_CHROMA_PATH": str(tmp_path / "chroma")}
+    if place == "server":
+        env = {"CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(request.getfixturevalue(
+            "chroma_server")), "LLMAPP_CHROMA_PATH": str(tmp_path / "unused")}
+    settings = chroma_settings(env["LLMAPP_CHROMA_PATH"], **{
+        k: v for k, v in env.items() if k != "LLMAPP_CHROMA_PATH"})
+    reader = knowledge_base(settings)
+    writer = knowledge_base(settings)
+
+    def other_instance(action, source, text):
+        if place == "server":
+            subprocess.run([sys.executable, "-c", WRITER, action, source, text], check=True,
+                           cwd=ROOT, env={**__import__("os").environ, **env},
+                           capture_output=True)
+        elif action == "ingest":
+            writer.ingest("notes", text.encode(), source, ChunkSettings("recursive", 300, 50))
+        else:
+            writer.delete_document("notes", source)
+
+    def lexical(word):
+        return [h.source for h in reader.search("notes", word, 3, retriever="lexical")]
+
+    other_instance("ingest", "keep.md", "Ordinary words about gardens and rain.")
+    other_instance("ingest", "a.md", "The zebrafinch sings at dawn.")
+    assert lexical("zebrafinch") == ["a.md"]
+    other_instance("ingest", "a.md", "The quokka smiles at noon.")  # replaced
+    assert lexical("zebrafinch") == [] and lexical("quokka") == ["a.md"]
+    other_instance("delete", "a.md", "")
+    assert lexical("quokka") == [] and lexical("gardens") == ["keep.md"]
 
 
 def test_empty_and_missing_collections_and_bad_names(kb):

@@ -53,12 +53,16 @@ class RetrievalSettings:
         mmr: use max marginal relevance instead of plain similarity.
         score_threshold: minimum cosine similarity, or None.
         sources: restrict to these documents, or None for all.
+        retriever: ``hybrid`` (dense and BM25, fused), ``dense`` or ``lexical``.
+        max_per_source: at most this many chunks of one document, or None.
     """
 
     k: int = 4
     mmr: bool = False
     score_threshold: float | None = None
     sources: tuple[str, ...] | None = None
+    retriever: str = "hybrid"
+    max_per_source: int | None = None
 
 
 def format_context(hits: Sequence[Hit]) -> str:
@@ -131,6 +135,7 @@ class RagReply:
             cited, how = match_sources(text, self.hits, self.embedder), "matched"
         return [{"n": n, "source": h.source, "page": h.page, "index": h.index,
                  "score": round(h.score, 3), "text": h.context,
+                 "section": h.section, "found_by": h.found_by,
                  "cited": how if n in cited else ""}
                 for n, h in enumerate(self.hits, start=1)]
 
@@ -170,7 +175,8 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
         raise RagError("There is no question to answer.")
     question = history[-1]["content"]
     hits = kb.search(collection, question, retrieval.k, mmr=retrieval.mmr,
-                     score_threshold=retrieval.score_threshold, sources=retrieval.sources)
+                     score_threshold=retrieval.score_threshold, sources=retrieval.sources,
+                     retriever=retrieval.retriever, max_per_source=retrieval.max_per_source)
     if not hits:
         raise RagError("Nothing in the collection is close enough to the question (score "
                        "threshold). Lower the threshold or rephrase.")

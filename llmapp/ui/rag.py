@@ -13,11 +13,16 @@ from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams
 from llmapp.rag import IngestError, RagError
 from llmapp.rag.answer import ANSWER_PARAMS, RetrievalSettings, start_answer
-from llmapp.rag.chunking import (DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, DEFAULT_PARENT_SIZE,
-                                 STRATEGIES, ChunkSettings)
+from llmapp.rag.chunking import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PARENT_SIZE,
+    STRATEGIES,
+    ChunkSettings,
+)
 from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
 from llmapp.rag.loaders import SUPPORTED
-from llmapp.rag.store import DEFAULT_COLLECTION, KnowledgeBase, make_client
+from llmapp.rag.store import DEFAULT_COLLECTION, RETRIEVERS, KnowledgeBase, make_client
 from llmapp.settings import Settings
 from llmapp.ui.chat import render_body, stream_reply
 
@@ -121,7 +126,7 @@ def ingest_panel(kb: KnowledgeBase) -> str:
                               width="stretch", help=f"{len(list(SAMPLE.glob('*')))} files in "
                                                     "data/handbook: .md, .txt and .pdf")
         for level, text in shown:
-            (st.success if level == "ok" else st.error)(text, icon="📄")
+            {"ok": st.success, "notice": st.warning}.get(level, st.error)(text, icon="📄")
         batch = []
         if upload and files:
             batch = [(f.name, f.getvalue()) for f in files]
@@ -140,23 +145,35 @@ def _sample_files() -> list[tuple[str, bytes]]:
             if p.is_file() and p.suffix in SUPPORTED]
 
 
+def _each(outcomes, progress, total: int):
+    """Pass ``(source, result)`` pairs through, moving the progress bar."""
+    for i, (source, result) in enumerate(outcomes, start=1):
+        progress.progress(i / total, text=f"{source} ({i} of {total})")
+        yield source, result
+
+
 def _ingest(kb: KnowledgeBase, name: str, batch: list[tuple[str, bytes]],
             chunking: ChunkSettings) -> None:
-    progress = st.progress(0.0, text="Embedding…")
+    progress = st.progress(0.0, text=f"Embedding {len(batch)} files…")
     results = st.session_state["_rag_results"] = []
-    for i, (source, data) in enumerate(batch, start=1):
-        progress.progress((i - 1) / len(batch), text=f"{source} ({i} of {len(batch)})")
-        try:
-            result = kb.ingest(name, data, source, chunking)
-        except (IngestError, RagError) as exc:
-            results.append(("error", str(exc)))
-            st.error(str(exc), icon="📄")
+    try:
+        outcomes = list(_each(kb.ingest_many(name, batch, chunking), progress, len(batch)))
+    except (IngestError, RagError) as exc:  # the collection itself (another embedder)
+        results.append(("error", str(exc)))
+        st.error(str(exc), icon="📄")
+        return
+    for source, result in outcomes:
+        if isinstance(result, Exception):
+            results.append(("error", str(result)))
+            st.error(str(result), icon="📄")
             continue
         verb = {"added": "added", "replaced": "replaced (it had changed)",
                 "unchanged": "unchanged, nothing added"}[result.status]
         text = f"{source}: {verb}, {result.chunks} chunks ({result.seconds:.1f} s)"
-        results.append(("ok", text))
-        st.success(text, icon="📄")
+        if result.notice:
+            text += f". Note: {result.notice}."
+        results.append(("notice" if result.notice else "ok", text))
+        (st.warning if result.notice else st.success)(text, icon="📄")
     progress.progress(1.0, text=f"Done: {len(batch)} files")
 
 
@@ -189,17 +206,33 @@ def collection_manager(kb: KnowledgeBase, name: str) -> list[str]:
 
 
 def retrieval_controls(documents: list[str]) -> RetrievalSettings:
-    """k, MMR, score threshold and a source filter, in the sidebar."""
+    """Retriever, k, MMR, a cap per document, score threshold and a source
+    filter, in the sidebar."""
     bar = st.sidebar
     bar.subheader("Retrieval")
+    retriever = bar.selectbox(
+        "Retriever", RETRIEVERS, key="rag_retriever",
+        format_func={"hybrid": "hybrid (embeddings + BM25)", "dense": "embeddings only",
+                     "lexical": "BM25 only"}.get,
+        help="Hybrid ranks by meaning (embeddings) and by exact words (BM25), and fuses the "
+             "two rankings (reciprocal rank fusion): names of functions and options are "
+             "found even when embeddings miss them.")
     k = bar.slider("Chunks to retrieve (k)", 1, 10, 4, key="rag_k")
+    cap = bar.slider("At most per document", 0, 10, 0, key="rag_cap",
+                     help="0: no limit. A cap keeps one long document from crowding out the "
+                          "rest.")
     mmr = bar.toggle("Max marginal relevance", key="rag_mmr",
                      help="Prefer relevant chunks that differ from each other.")
     threshold = bar.slider("Minimum similarity", 0.0, 1.0, 0.0, 0.05, key="rag_threshold",
                            help="Cosine similarity; 0 keeps every retrieved chunk.")
     sources = bar.multiselect("Only these documents", documents, key="rag_sources")
     return RetrievalSettings(k=k, mmr=mmr, score_threshold=threshold or None,
-                             sources=tuple(sources) or None)
+                             sources=tuple(sources) or None, retriever=retriever,
+                             max_per_source=cap or None)
+
+
+FOUND_BY = {"dense": "found by embeddings", "lexical": "found by BM25",
+            "both": "found by both"}
 
 
 def render_sources(message: ChatMessage) -> None:
@@ -217,8 +250,11 @@ def render_sources(message: ChatMessage) -> None:
     for s in message.sources:
         page = f", page {s['page']}" if s["page"] else ""
         mark = {"model": "✅ cited", "matched": "🔗 matched", "": "·"}[s["cited"]]
+        found = FOUND_BY.get(s.get("found_by", "dense"), "")
         with st.expander(f"[{s['n']}] {s['source']}{page}, chunk {s['index']} · "
-                         f"similarity {s['score']:.2f} · {mark}"):
+                         f"similarity {s['score']:.2f} · {found} · {mark}"):
+            if s.get("section"):
+                st.caption(s["section"])
             st.text(s["text"])
 
 
