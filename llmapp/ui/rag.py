@@ -249,7 +249,7 @@ def render_sources(message: ChatMessage) -> None:
         st.caption("No source was cited or matched: check the answer against them.")
     for s in message.sources:
         page = f", page {s['page']}" if s["page"] else ""
-        mark = {"model": "✅ cited", "matched": "🔗 matched", "": "·"}[s["cited"]]
+        mark = {"model": "✅ cited", "matched": "🔗 matched", "": "not used"}[s["cited"]]
         found = FOUND_BY.get(s.get("found_by", "dense"), "")
         with st.expander(f"[{s['n']}] {s['source']}{page}, chunk {s['index']} · "
                          f"similarity {s['score']:.2f} · {found} · {mark}"):
