@@ -5,7 +5,10 @@ Each page example is built by the same library code the page uses (system
 prompt, RAG context from the sample handbook, memory turns), then sampled
 ``--samples`` times per setting with different seeds, at the page's own
 temperature and max tokens. A reply loops when a 4-word phrase occurs 3 times
-or more (:func:`llmapp.repetition.loops`). Prints loops per setting and page.
+or more (:func:`llmapp.repetition.loops`). Prints loops per setting and page,
+and how many of the replies the pages' loop guard
+(:class:`llmapp.repetition.LoopGuard`, 8 words back a third time) would have
+stopped early.
 
     python benchmarks/bench_loops.py [--samples 6]
 """
@@ -23,7 +26,7 @@ from llmapp import config
 from llmapp.providers.local import get_runtime
 from llmapp.providers.runtime import Sampling
 from llmapp.rag.answer import ANSWER_PARAMS
-from llmapp.repetition import loops, most_repeated
+from llmapp.repetition import LoopGuard, loops, most_repeated
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -60,6 +63,8 @@ def examples() -> dict[str, tuple[list[dict], float, int]]:
                      config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
         "3 RAG": (rag_messages("What is chunk overlap?"), ANSWER_PARAMS.temperature,
                   ANSWER_PARAMS.max_tokens),
+        "4 memory, turn 1": ([system, {"role": "user", "content": "My name is Ada."}],
+                             config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
         "4 memory": ([system, {"role": "user", "content": "My name is Ada."},
                       {"role": "assistant", "content": "Nice to meet you, Ada!"},
                       {"role": "user", "content": "What is my name?"}],
@@ -95,8 +100,12 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                 print(f"{setting} / {page} / seed {seed}: {exc!r}")
                 continue
+            guard = LoopGuard()
+            words = out.text.split(" ")
+            stopped_at = next((i for i, w in enumerate(words) if guard.feed(w + " ")), None)
             with lock:
                 table[setting][page].append({"loops": loops(out.text),
+                                             "guard_stops_at_word": stopped_at,
                                              "repeated": most_repeated(out.text),
                                              "tokens": out.completion_tokens,
                                              "finish": out.finish_reason, "text": out.text})
@@ -110,8 +119,9 @@ def main() -> None:
     for setting, rows in table.items():
         counts = [sum(r["loops"] for r in rows[p]) for p in pages]
         tokens = [sum(r["tokens"] for r in rows[p]) / len(rows[p]) for p in pages]
-        print(f"{setting:22} loops {counts} total {sum(counts):2}   mean tokens "
-              f"{[round(t) for t in tokens]}")
+        guarded = [sum(r["guard_stops_at_word"] is not None for r in rows[p]) for p in pages]
+        print(f"{setting:22} loops {counts} total {sum(counts):2}   stopped on the page by "
+              f"the loop guard {guarded}   mean tokens {[round(t) for t in tokens]}")
     save("loops.json", table, indent=1)
 
 

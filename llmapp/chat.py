@@ -16,6 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from llmapp.errors import LlmappError, ProviderError
 from llmapp.memory import Memory
 from llmapp.providers import GenerationParams, active_provider
+from llmapp.repetition import LoopGuard
 from llmapp.settings import Settings
 from llmapp.streaming import ReplyStats, ReplyStream
 from llmapp.tokens import Budget, fit_to_window
@@ -190,5 +191,6 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         exact_count=counter.exact,
         on_error=lambda exc: provider.describe_error(exc, settings),
         price=(info.usd_per_1m_input, info.usd_per_1m_output) if info else None,
+        guard=LoopGuard(),
     )
     return Reply(stream=stream, budget=budget)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from langchain_core.messages import BaseMessageChunk
 
 from llmapp.errors import ProviderError
+from llmapp.repetition import LoopGuard
 
 
 @dataclass
@@ -37,6 +38,8 @@ class ReplyStats:
             when it counted with a stand-in tokenizer.
         cost_usd: estimated price in US dollars (OpenAI models), else None.
         chunks: text chunks received.
+        stopped: why llmapp ended the reply early, or None; ``"repetition"``
+            when it began repeating itself (:class:`~llmapp.repetition.LoopGuard`).
     """
 
     provider: str
@@ -49,6 +52,7 @@ class ReplyStats:
     usage_source: str = "reported"
     cost_usd: float | None = None
     chunks: int = 0
+    stopped: str | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -71,6 +75,8 @@ class ReplyStats:
             parts.append(f"≈ ${self.cost_usd:.5f}")
         parts.append(f"{self.total_s:.2f} s total")
         parts.append(f"{self.model} ({self.provider})")
+        if self.stopped == "repetition":
+            parts.append("stopped: it began repeating itself")
         return " · ".join(parts)
 
 
@@ -86,6 +92,9 @@ class ReplyStream(Iterator[str]):
         exact_count: whether ``count_text`` is the model's own tokenizer.
         on_error: turns a provider exception into a :class:`ProviderError`.
         price: ``(usd_per_1m_input, usd_per_1m_output)`` for the cost.
+        guard: a :class:`~llmapp.repetition.LoopGuard`; when it trips, the
+            stream ends there (``stats.stopped == "repetition"``) and the
+            model's stream is closed, freeing the local model.
         clock: a monotonic clock in seconds (for tests).
 
     Raises (while iterating):
@@ -101,6 +110,7 @@ class ReplyStream(Iterator[str]):
         exact_count: bool = True,
         on_error: Callable[[BaseException], ProviderError] | None = None,
         price: tuple[float, float] | None = None,
+        guard: LoopGuard | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._open = chunks
@@ -110,6 +120,7 @@ class ReplyStream(Iterator[str]):
         self._exact = exact_count
         self._on_error = on_error
         self._price = price
+        self._guard = guard
         self._clock = clock
         self._parts: list[str] = []
         self._start = 0.0
@@ -159,6 +170,9 @@ class ReplyStream(Iterator[str]):
                 self._last_text = now
                 self._parts.append(text)
                 self.stats.chunks += 1
+                if self._guard is not None and self._guard.feed(text):
+                    self.stats.stopped = "repetition"
+                    self._stop()
                 return text
 
     def _fail(self, exc: BaseException) -> None:
@@ -183,6 +197,13 @@ class ReplyStream(Iterator[str]):
         if self._price and s.prompt_tokens is not None and s.completion_tokens is not None:
             s.cost_usd = (s.prompt_tokens * self._price[0]
                           + s.completion_tokens * self._price[1]) / 1_000_000
+
+    def _stop(self) -> None:
+        """End here: release the provider's stream, then finish the stats."""
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
+        self._finish()
 
     def close(self) -> None:
         """Stop early and release the provider's stream (for the local model,
