@@ -1,0 +1,63 @@
+"""What the command groups share: settings from the command line, and the
+options several commands take."""
+
+from __future__ import annotations
+
+import argparse
+
+from llmapp import config
+from llmapp.settings import Settings, resolve
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--provider``, ``--base-url`` and ``--model`` as the
+    first layer (``"command line"``)."""
+    overrides: dict[str, str] = {}
+    provider = getattr(args, "provider", None)
+    base_url = getattr(args, "base_url", None)
+    if base_url:
+        overrides["OPENAI_COMPATIBLE_BASE_URL"] = base_url
+        provider = provider or "openai-compatible"
+    if provider:
+        overrides["LLMAPP_PROVIDER"] = provider
+    settings = resolve(sidebar=overrides, overrides_label="command line")
+    model = getattr(args, "model", None)
+    if model:
+        name = settings.provider_choice()[0]
+        setting = {"openai": "OPENAI_MODEL", "openai-compatible": "OPENAI_COMPATIBLE_MODEL",
+                   "local": "LLMAPP_LOCAL_MODEL_PATH"}[name]
+        settings = resolve(sidebar={**overrides, setting: model}, overrides_label="command line")
+    return settings
+
+
+def reply_stats(message) -> str:
+    """A stored reply's stats line, or ""."""
+    return message.stats.summary() if message.stats else ""
+
+
+def provider_args(p: argparse.ArgumentParser) -> None:
+    """``--provider``, ``--model`` and ``--base-url``."""
+    p.add_argument("--provider", choices=config.PROVIDERS,
+                   help="default: openai if OPENAI_API_KEY is set, openai-compatible if "
+                        "OPENAI_COMPATIBLE_BASE_URL is, else local")
+    p.add_argument("--model", help="model name (for local: a GGUF file path)")
+    p.add_argument("--base-url", help="OpenAI-compatible server, e.g. "
+                                      "http://localhost:11434/v1 (implies that provider)")
+
+
+def collection_arg(p: argparse.ArgumentParser) -> None:
+    """``--collection``."""
+    from llmapp.rag.store import DEFAULT_COLLECTION
+
+    p.add_argument("--collection", default=DEFAULT_COLLECTION,
+                   help=f"Chroma collection (default {DEFAULT_COLLECTION})")
+
+
+def retrieval_args(p: argparse.ArgumentParser) -> None:
+    """``--retriever`` and ``--max-per-source``."""
+    from llmapp.rag.store import RETRIEVERS
+
+    p.add_argument("--retriever", choices=RETRIEVERS, default="hybrid",
+                   help="hybrid (embeddings and BM25, fused; default), dense or lexical")
+    p.add_argument("--max-per-source", type=int, metavar="N",
+                   help="at most N chunks of one document")

@@ -1,0 +1,189 @@
+"""``llmapp ingest``, ``search``, ``ask``, ``collections`` and ``eval``: stage 3
+and its evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmapp import config
+from llmapp.chat import ChatStore
+from llmapp.cli.common import (
+    collection_arg,
+    provider_args,
+    reply_stats,
+    retrieval_args,
+    settings_from,
+)
+from llmapp.errors import ConfigError
+from llmapp.providers import GenerationParams
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this group's commands to the CLI's subparsers."""
+    from llmapp.rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+    from llmapp.rag.chunking import STRATEGIES as CHUNKINGS
+
+    ingest = sub.add_parser("ingest", help="add files or folders to a collection")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    collection_arg(ingest)
+    ingest.add_argument("--chunking", choices=CHUNKINGS, default=CHUNKINGS[0])
+    ingest.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                        help="characters per chunk")
+    ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
+                        help="characters shared by neighbouring chunks")
+    ingest.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ingest.set_defaults(func=cmd_ingest)
+
+    from llmapp.evaluation.command import add_parser as add_eval
+
+    add_eval(sub, collection_arg).set_defaults(func=cmd_eval)
+
+    search = sub.add_parser("search", help="the chunks closest to a query")
+    search.add_argument("query")
+    collection_arg(search)
+    search.add_argument("--k", type=int, default=4)
+    search.add_argument("--mmr", action="store_true", help="max marginal relevance")
+    retrieval_args(search)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    ask = sub.add_parser("ask", help="a cited answer from a collection")
+    ask.add_argument("question")
+    collection_arg(ask)
+    provider_args(ask)
+    ask.add_argument("--k", type=int, default=4)
+    retrieval_args(ask)
+    ask.add_argument("--max-tokens", type=int, default=config.DEFAULT_MAX_TOKENS)
+    ask.set_defaults(func=cmd_ask)
+
+    collections = sub.add_parser("collections", help="collections and their counts")
+    collections.set_defaults(func=cmd_collections)
+
+
+def _files(paths: Sequence[str]) -> list[tuple[Path, str]]:
+    """(file, source name) for each path; directories recurse, keeping files
+    of supported types, named by their path below the directory's parent."""
+    from llmapp.rag.loaders import SUPPORTED
+
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if file.suffix.lower() in SUPPORTED:
+                    out.append((file, file.relative_to(path.parent).as_posix()))
+        else:
+            out.append((path, path.name))
+    return out
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """``llmapp ingest``: load, chunk, embed and store files; one line each.
+    Exit 1 if any file failed (the others are still ingested)."""
+    from tqdm import tqdm
+
+    from llmapp.rag import IngestError
+    from llmapp.rag.chunking import ChunkSettings
+    from llmapp.rag.store import knowledge_base
+
+    chunking = ChunkSettings(args.chunking, args.chunk_size, args.chunk_overlap)
+    files = _files(args.paths)
+    if not files:
+        raise ConfigError("No files to ingest (supported: .txt, .md, .pdf, .html).")
+    kb = knowledge_base(settings_from(args))
+    failed = 0
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=args.quiet) as bar:
+        def report(source: str, outcome) -> None:
+            nonlocal failed
+            bar.update(1)
+            if isinstance(outcome, Exception):
+                failed += 1
+                text = str(outcome)
+                if not text.startswith(f"{source}:"):
+                    text = f"{source}: {text}"
+                bar.write(f"failed   {text}", file=sys.stdout)
+                return
+            notice = f" ({outcome.notice})" if outcome.notice else ""
+            bar.write(f"{outcome.status:<8} {source}: {outcome.chunks} chunks{notice}",
+                      file=sys.stdout)
+
+        def readable():
+            for path, source in files:
+                try:
+                    yield source, path.read_bytes()
+                except OSError as exc:
+                    report(source, IngestError(f"{source}: cannot be read "
+                                               f"({exc.strerror or exc})."))
+
+        for source, outcome in kb.ingest_many(args.collection, readable(), chunking):
+            report(source, outcome)
+    print(f"{len(files) - failed} of {len(files)} files in collection {args.collection!r} "
+          f"({chunking.describe()})")
+    return 1 if failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """``llmapp search``: the nearest chunks, as text or ``--json``
+    (a list of ``{id, source, page, score, text}``)."""
+    from llmapp.rag.store import knowledge_base
+
+    hits = knowledge_base(settings_from(args)).search(
+        args.collection, args.query, args.k, mmr=args.mmr, retriever=args.retriever,
+        max_per_source=args.max_per_source)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    for n, hit in enumerate(hits, start=1):
+        section = f"  ({hit.section})" if hit.section else ""
+        print(f"[{n}] {hit.score:.3f} {hit.found_by:<7} {hit.cite()}{section}\n"
+              f"    {' '.join(hit.text.split())[:300]}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """``llmapp ask``: a cited answer, streamed, then its numbered sources."""
+    from llmapp.rag.answer import RetrievalSettings, start_answer
+    from llmapp.rag.store import knowledge_base
+
+    settings = settings_from(args)
+    store = ChatStore()
+    store.add_user(args.question)
+    params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
+    rag = start_answer(knowledge_base(settings), args.collection, store, settings, params,
+                       RetrievalSettings(k=args.k, retriever=args.retriever,
+                                         max_per_source=args.max_per_source))
+    for text in rag.reply.stream:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    message = rag.message()
+    print("\n\nSources:")
+    for s in message.sources:
+        mark = {"model": "cited", "matched": "matched by llmapp", "": "not used"}[s["cited"]]
+        page = f", page {s['page']}" if s["page"] else ""
+        print(f"  [{s['n']}] {s['source']}{page}, chunk {s['index']} ({mark})")
+    print(reply_stats(message), file=sys.stderr)
+    return 0
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    """``llmapp collections``: each collection with its counts and embedder."""
+    from llmapp.rag.store import knowledge_base
+
+    infos = knowledge_base(settings_from(args)).collections()
+    if not infos:
+        print("no collections yet: llmapp ingest data/handbook")
+    for c in infos:
+        print(f"{c.name}: {c.documents} documents, {c.chunks} chunks, {c.embedder} "
+              f"({c.dimension} dims), {c.chunking}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``llmapp eval retrieval``: see :mod:`llmapp.evaluation.command`."""
+    from llmapp.evaluation.command import cmd_eval_retrieval
+
+    return cmd_eval_retrieval(args, settings_from(args))
