@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from results_file import save  # noqa: E402
 
-from llmapp.evaluation.command import RETRIEVERS  # noqa: E402
+from llmapp.evaluation.command import RETRIEVAL_PRESETS  # noqa: E402
 from llmapp.evaluation.retrieval import evaluate, load_questions  # noqa: E402
 from llmapp.rag.chunking import ChunkSettings  # noqa: E402
 from llmapp.rag.embeddings import LocalEmbeddings  # noqa: E402
@@ -105,7 +105,7 @@ def main() -> int:
             seconds = time.perf_counter() - started
             counts = kb.documents(chunking)
             for name in SHOWN:
-                options = RETRIEVERS[name]
+                options = RETRIEVAL_PRESETS[name]
 
                 def run(q, options=options, collection=chunking):
                     return [h.source for h in kb.search(collection, q, args.k, **options)]

@@ -30,9 +30,10 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
-from llmapp.agent import EMPTY_ANSWER, AgentEvent
+from llmapp.agent import EMPTY_ANSWER, AgentEvent, build_agent, run_agent
+from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams, active_provider
-from llmapp.routing import SemanticRouter
+from llmapp.routing import SemanticRouter, tool_choice
 from llmapp.settings import Settings
 from llmapp.tools import ToolError, guide_of, run_tool
 
@@ -286,19 +287,17 @@ def _stated_answer(settings: Settings, params: GenerationParams, messages: list[
 
 def _answer(settings: Settings, params: GenerationParams,
             messages: list[dict[str, str]]) -> Iterator[AgentEvent]:
-    from llmapp.chat import to_langchain
+    """The model's free answer, through the same reply path as a chat page
+    (:func:`llmapp.chat.start_reply`): fitted to the context window, guarded
+    against loops, errors translated. ``messages[0]`` is the system prompt."""
+    from llmapp.chat import ChatMessage, ChatStore, start_reply
 
-    provider, _ = active_provider(settings)
-    model = provider.chat_model(settings, params)
-    pieces: list[str] = []
-    try:
-        for chunk in model.stream(to_langchain(messages)):
-            if chunk.text:
-                pieces.append(str(chunk.text))
-                yield AgentEvent("token", text=pieces[-1])
-    except Exception as exc:
-        raise provider.describe_error(exc, settings) from exc
-    yield AgentEvent("answer", text="".join(pieces).strip() or EMPTY_ANSWER)
+    store = ChatStore()
+    store.messages = [ChatMessage(m["role"], m["content"]) for m in messages[1:]]
+    reply = start_reply(store, settings, params, messages[0]["content"])
+    for text in reply.stream:
+        yield AgentEvent("token", text=text)
+    yield AgentEvent("answer", text=reply.stream.text.strip() or EMPTY_ANSWER)
 
 
 def run_with_tools(settings: Settings, tools: Mapping[str, BaseTool], question: str, *,
@@ -313,10 +312,6 @@ def run_with_tools(settings: Settings, tools: Mapping[str, BaseTool], question: 
         ProviderError: the model failed (also when it fails inside the agent graph).
         LlmappError: a bad setting.
     """
-    from llmapp.agent import build_agent, run_agent
-    from llmapp.errors import LlmappError
-    from llmapp.routing import tool_choice
-
     if tool_choice(settings)[0] == "router":
         yield from run_routed_agent(settings, tools, question, params=params, history=history,
                                     max_model_calls=max_model_calls,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,3 +191,10 @@ def call(name, id_, **args):
     from langchain_core.messages import AIMessage
 
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": id_}])
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -m llmapp ARGS`` with ``env`` added, no stdin; output as text."""
+    return subprocess.run([sys.executable, "-m", "llmapp", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env},
+                          stdin=subprocess.DEVNULL)

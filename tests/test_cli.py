@@ -1,16 +1,8 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-
 from helpers import ROOT, free_port
-
-
-def run(*args, **env):
-    return subprocess.run([sys.executable, "-m", "llmapp", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+from helpers import run_cli as run
 
 
 @pytest.mark.slow

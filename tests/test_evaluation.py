@@ -3,16 +3,19 @@ on a real collection of real HTML docs."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
-
 from helpers import ROOT
+from helpers import run_cli as run
+
 from llmapp.evaluation import EvaluationError
-from llmapp.evaluation.retrieval import (RetrievalQuestion, evaluate, is_source,
-                                         load_questions, score)
+from llmapp.evaluation.retrieval import (
+    RetrievalQuestion,
+    evaluate,
+    is_source,
+    load_questions,
+    score,
+)
 
 
 def test_rank_and_ndcg_by_hand():
@@ -59,12 +62,6 @@ def test_the_shipped_question_set_is_well_formed():
     assert len(questions) >= 60
     assert all(q.source.startswith(("click/", "flask/")) for q in questions)
     assert len({q.question for q in questions}) == len(questions)
-
-
-def run(*args, **env):
-    return subprocess.run([sys.executable, "-m", "llmapp", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **env},
-                          stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.slow

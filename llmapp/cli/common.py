@@ -10,8 +10,8 @@ from llmapp.settings import Settings, resolve
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings, with ``--provider``, ``--base-url`` and ``--model`` as the
-    first layer (``"command line"``)."""
+    """The settings, with ``--provider``, ``--base-url``, ``--model`` and
+    ``--tool-choice`` as the first layer (``"command line"``)."""
     overrides: dict[str, str] = {}
     provider = getattr(args, "provider", None)
     base_url = getattr(args, "base_url", None)
@@ -20,6 +20,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         provider = provider or "openai-compatible"
     if provider:
         overrides["LLMAPP_PROVIDER"] = provider
+    if getattr(args, "tool_choice", None):
+        overrides["LLMAPP_TOOL_CHOICE"] = args.tool_choice
     settings = resolve(sidebar=overrides, overrides_label="command line")
     model = getattr(args, "model", None)
     if model:

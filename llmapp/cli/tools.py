@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -49,8 +48,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from llmapp.tools import available_tools
 
     settings = settings_from(args)
-    if args.tool_choice:
-        settings = dataclasses.replace(settings, tool_choice=args.tool_choice)
     kb = None
     if "knowledge_base" in args.tools:
         from llmapp.rag.store import knowledge_base

@@ -11,7 +11,7 @@ from typing import Any
 
 from llmapp.errors import ConfigError
 
-RETRIEVERS: dict[str, dict[str, Any]] = {
+RETRIEVAL_PRESETS: dict[str, dict[str, Any]] = {
     "hybrid": {},
     "dense": {"retriever": "dense"},
     "lexical": {"retriever": "lexical"},
@@ -38,9 +38,9 @@ def add_parser(sub: argparse._SubParsersAction,
     retrieval.add_argument("questions", metavar="QUESTIONS")
     common(retrieval)
     retrieval.add_argument("--k", type=int, default=5)
-    retrieval.add_argument("--compare", nargs="+", choices=list(RETRIEVERS), metavar="RETRIEVER",
-                           default=["hybrid"],
-                           help=f"retrievers to run side by side: {', '.join(RETRIEVERS)}")
+    retrieval.add_argument("--compare", nargs="+", choices=list(RETRIEVAL_PRESETS),
+                           metavar="RETRIEVER", default=["hybrid"],
+                           help=f"retrievers to run side by side: {', '.join(RETRIEVAL_PRESETS)}")
     retrieval.add_argument("--json", action="store_true",
                            help="the totals and each question's rank as JSON")
     return retrieval
@@ -65,7 +65,7 @@ def cmd_eval_retrieval(args: argparse.Namespace, settings) -> int:
     counts = kb.documents(args.collection)
     reports = []
     for name in args.compare:
-        options = RETRIEVERS[name]
+        options = RETRIEVAL_PRESETS[name]
 
         def search(question: str, options=options) -> list[str]:
             return [h.source for h in kb.search(args.collection, question, args.k, **options)]

@@ -503,7 +503,7 @@ class KnowledgeBase:
                 found["distances"][0], embeddings, strict=True)}
         lexical: list[str] = []
         if retriever != "dense":
-            lexical = _lexical_index(col).search(query, n, sources)
+            lexical = _lexical_index(col, total).search(query, n, sources)
         fused = fuse(list(dense), lexical)
         if not (mmr or max_per_source):
             fused = fused[:k]  # only these are read back
@@ -561,9 +561,10 @@ def _renew_revision(col) -> None:
     col.modify(metadata={**metadata, "revision": uuid.uuid4().hex})
 
 
-def _lexical_index(col) -> LexicalIndex:
-    """The BM25 index of ``col``'s chunks, built once per revision and chunk count."""
-    key = (str((col.metadata or {}).get("revision", "")), col.count())
+def _lexical_index(col, count: int) -> LexicalIndex:
+    """The BM25 index of ``col``'s chunks (``count`` of them now), built once
+    per revision and chunk count."""
+    key = (str((col.metadata or {}).get("revision", "")), count)
     with _LEXICAL_LOCK:
         cached = _LEXICAL.get(str(col.id))
         if cached and cached[:2] == key:

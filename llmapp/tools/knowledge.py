@@ -40,8 +40,10 @@ def make_knowledge_base_tool(kb, collection: str, k: int = 3) -> BaseTool:
                            for n, h in enumerate(hits, start=1)) or "Nothing found."
 
     def relevance(question: str) -> float:
+        """The best chunk's cosine similarity (embeddings only: a fused
+        ranking's first hit need not be the closest)."""
         try:
-            hits = kb.search(collection, question, 1)
+            hits = kb.search(collection, question, 1, retriever="dense")
         except Exception:  # an empty or missing collection: nothing is relevant
             log.debug("knowledge-base relevance failed", exc_info=True)
             return -1.0
