@@ -235,8 +235,22 @@ def run_routed_agent(settings: Settings, tools: Mapping[str, BaseTool], question
     messages = answer_messages(question, results, history, as_json=bool(phrases))
     if phrases:
         yield from _stated_answer(settings, params, messages, phrases)
+    elif results:
+        yield from _answer(settings, grounded_params(params), messages)
     else:
         yield from _answer(settings, params, messages)
+
+
+def grounded_params(params: GenerationParams) -> GenerationParams:
+    """``params`` held to stage 3's answer limits (:data:`llmapp.rag.answer.ANSWER_PARAMS`:
+    temperature 0.2, 160 tokens) for answers read from tool results: on the
+    Tools page, at 512 tokens, the 135M model drifted on "What does the
+    handbook say about chunk overlap?" until the loop guard stopped it."""
+    from llmapp.rag.answer import ANSWER_PARAMS
+
+    return dataclasses.replace(
+        params, temperature=min(params.temperature, ANSWER_PARAMS.temperature),
+        max_tokens=min(params.max_tokens, ANSWER_PARAMS.max_tokens))
 
 
 STATED_TEMPERATURE = 0.2

@@ -155,3 +155,14 @@ def test_results_that_need_reading_get_the_grounded_prompt_without_examples():
     stated = answer_messages("What is 2*3?", [("calculator", {"expression": "2 * 3"}, "6")],
                              as_json=True)
     assert json.loads(stated[2]["content"]) == {"answer": "6 times 7 is 42."}
+
+
+def test_answers_read_from_tool_results_keep_stage_3s_limits():
+    from llmapp.rag.answer import ANSWER_PARAMS
+    from llmapp.routed import grounded_params
+
+    held = grounded_params(GenerationParams(temperature=0.7, top_p=0.9, max_tokens=512))
+    assert (held.temperature, held.max_tokens, held.top_p) == (
+        ANSWER_PARAMS.temperature, ANSWER_PARAMS.max_tokens, 0.9)
+    low = grounded_params(GenerationParams(temperature=0.0, max_tokens=64))
+    assert (low.temperature, low.max_tokens) == (0.0, 64)
