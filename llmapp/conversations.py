@@ -1,57 +1,36 @@
-"""Persisted conversations in SQLite: list, resume, rename, delete, export.
+"""Persisted conversations: list, resume, rename, delete, export.
 
 The store keeps conversations keyed by id, with a title and created/updated
 times (seconds since the epoch, UTC), and their messages in order, with each
 reply's stats. There is no login: every user of one deployment shares the
 list. A session receives a conversation's messages only when it opens it.
 
-A file that is not a readable SQLite database, or one locked by another
-process, raises :class:`StoreError` with what to do; it is never silently
-replaced, so nothing is lost.
+It runs on the database of :mod:`llmapp.storage`: a SQLite file by default,
+or PostgreSQL, which several app processes (or machines) can share. Appends
+to one conversation from two processes are serialized by a lock on the
+conversation's row, so none is lost and their order is kept.
+
+A file that is not a readable SQLite database, a server that cannot be
+reached, or a wrong password raises :class:`StoreError` with what to do; a
+file is never silently replaced, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmapp.chat import ChatMessage, ChatStore
-from llmapp.errors import LlmappError
+from llmapp.storage import Database, StoreError
 from llmapp.streaming import ReplyStats
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    summary TEXT NOT NULL DEFAULT '',
-    summarized INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS messages (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    stats TEXT,
-    extra TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-);
-"""
-LOCK_TIMEOUT_S = 5.0
 TITLE_LENGTH = 60
+NEW_TITLE = "New conversation"
 
-
-class StoreError(LlmappError):
-    """The conversation store cannot be read or written; the message says why."""
+__all__ = ["Conversation", "ConversationStore", "PersistedChatStore", "StoreError"]
 
 
 @dataclass(frozen=True)
@@ -72,104 +51,68 @@ class Conversation:
     messages: int = 0
 
 
-def sqlite_path(url: str) -> Path:
-    """The file of a ``sqlite:///relative/path`` or ``sqlite:////abs/path`` URL,
-    or of a plain path.
-
-    Raises:
-        StoreError: any other scheme (Postgres is not supported yet).
-    """
-    if "://" not in url:
-        return Path(url)
-    scheme, _, rest = url.partition("://")
-    if scheme != "sqlite":
-        raise StoreError(f"Only sqlite:/// database URLs are supported, not {scheme}://.")
-    return Path(rest[1:] if rest.startswith("/") else rest)
-
-
 class ConversationStore:
-    """Conversations in one SQLite file, safe to share between threads.
+    """Conversations in one database, safe to share between threads and
+    processes.
 
     Args:
-        path: the database file; its folder is created if missing.
+        where: a :class:`~llmapp.storage.Database`, a database URL
+            (``sqlite:///path``, ``postgresql://...``) or a SQLite file path.
+            A URL or path is opened, and migrated, here.
 
     Raises:
-        StoreError: the file is not a SQLite database, is locked, or cannot
-            be created.
+        StoreError: the database cannot be opened (see
+            :class:`~llmapp.storage.Database`).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S,
-                                       check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            self._db.executescript(SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
-            if "extra" not in columns:  # a store made before agent steps were kept
-                self._db.execute("ALTER TABLE messages ADD COLUMN extra TEXT")
-            self._db.execute("PRAGMA foreign_keys = ON")
-        except (sqlite3.Error, OSError) as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: BaseException) -> StoreError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return StoreError(f"The conversation store {self.path} is locked by another "
-                              f"process (waited {LOCK_TIMEOUT_S:.0f} s). Try again.")
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return StoreError(f"The conversation store {self.path} is damaged ({text}). It was "
-                              "left untouched: move it aside to start a new one, or point "
-                              "LLMAPP_DATABASE_URL at another file.")
-        return StoreError(f"The conversation store {self.path} cannot be used: {text}.")
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-
-    def _run(self, *statements: tuple[str, tuple]) -> None:
-        try:
-            with self._write() as db:
-                for sql, args in statements:
-                    db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
+    def __init__(self, where: Database | str | Path) -> None:
+        self.database = where if isinstance(where, Database) else Database(where)
 
     def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
+        """Close the database's connections."""
+        self.database.close()
 
-    def create(self, title: str = "New conversation") -> Conversation:
+    def _locked(self, conn, conversation_id: str) -> None:
+        """Lock the conversation's row for this transaction (a no-op lock on
+        SQLite, whose write transactions are already exclusive).
+
+        Raises:
+            StoreError: no such conversation.
+        """
+        from sqlalchemy import select
+
+        from llmapp.storage.schema import conversations as c
+
+        row = conn.execute(select(c.c.id).where(c.c.id == conversation_id)
+                           .with_for_update()).first()
+        if row is None:
+            raise StoreError("That conversation no longer exists; it may have been deleted.")
+
+    def create(self, title: str = NEW_TITLE) -> Conversation:
         """A new, empty conversation."""
+        from llmapp.storage.schema import conversations as c
+
         now = time.time()
-        conv = Conversation(uuid.uuid4().hex, title.strip() or "New conversation", now, now)
-        self._run(("INSERT INTO conversations (id, title, created_at, updated_at) "
-                   "VALUES (?, ?, ?, ?)", (conv.id, conv.title, now, now)))
+        conv = Conversation(uuid.uuid4().hex, title.strip() or NEW_TITLE, now, now)
+        with self.database.write() as conn:
+            conn.execute(c.insert().values(id=conv.id, title=conv.title, created_at=now,
+                                           updated_at=now))
         return conv
 
     def list(self) -> list[Conversation]:
         """All conversations, most recently updated first."""
-        rows = self._read(
-            "SELECT c.id, c.title, c.created_at, c.updated_at, COUNT(m.seq) FROM conversations c "
-            "LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id "
-            "ORDER BY c.updated_at DESC, c.created_at DESC")
-        return [Conversation(*row) for row in rows]
+        from sqlalchemy import func, select
+
+        from llmapp.storage.schema import conversations as c
+        from llmapp.storage.schema import messages as m
+
+        query = (select(c.c.id, c.c.title, c.c.created_at, c.c.updated_at,
+                        func.count(m.c.seq))
+                 .select_from(c.outerjoin(m, m.c.conversation_id == c.c.id))
+                 .group_by(c.c.id, c.c.title, c.c.created_at, c.c.updated_at)
+                 .order_by(c.c.updated_at.desc(), c.c.created_at.desc()))
+        with self.database.read() as conn:
+            return [Conversation(*row) for row in conn.execute(query)]
 
     def get(self, conversation_id: str) -> Conversation:
         """One conversation's header.
@@ -188,48 +131,68 @@ class ConversationStore:
         Raises:
             StoreError: blank title, or no such conversation.
         """
+        from llmapp.storage.schema import conversations as c
+
         title = title.strip()
         if not title:
             raise StoreError("A title cannot be blank.")
-        self.get(conversation_id)
-        self._run(("UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?",
-                   (title[:200], time.time(), conversation_id)))
+        with self.database.write() as conn:
+            self._locked(conn, conversation_id)
+            conn.execute(c.update().where(c.c.id == conversation_id)
+                         .values(title=title[:200], updated_at=time.time()))
 
     def delete(self, conversation_id: str) -> None:
-        """Delete a conversation and its messages."""
-        self._run(("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,)),
-                  ("DELETE FROM conversations WHERE id = ?", (conversation_id,)))
+        """Delete a conversation and its messages (nothing happens if it is
+        already gone)."""
+        from llmapp.storage.schema import conversations as c
+        from llmapp.storage.schema import messages as m
+
+        with self.database.write() as conn:
+            conn.execute(m.delete().where(m.c.conversation_id == conversation_id))
+            conn.execute(c.delete().where(c.c.id == conversation_id))
 
     def append(self, conversation_id: str, message: ChatMessage) -> None:
         """Add a message at the end. Failed replies are not stored: they are
         retried, not remembered. The first user message becomes the title of
         a conversation still called "New conversation".
+
+        Raises:
+            StoreError: no such conversation, or the database failed.
         """
+        from sqlalchemy import func, select
+
+        from llmapp.storage.schema import conversations as c
+        from llmapp.storage.schema import messages as m
+
         if message.error is not None:
             return
         now = time.time()
         stats = json.dumps(message.stats.to_dict()) if message.stats else None
         extra = json.dumps({"sources": message.sources, "steps": message.steps}) \
             if message.sources or message.steps else None
-        self.get(conversation_id)
-        statements = [
-            ("INSERT INTO messages (conversation_id, seq, role, content, stats, extra, "
-             "created_at) VALUES (?, (SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE "
-             "conversation_id = ?), ?, ?, ?, ?, ?)",
-             (conversation_id, conversation_id, message.role, message.content, stats, extra,
-              now)),
-            ("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)),
-        ]
-        if message.role == "user":
-            title = " ".join(message.content.split())[:TITLE_LENGTH] or "New conversation"
-            statements.append(("UPDATE conversations SET title = ? WHERE id = ? AND title = "
-                               "'New conversation'", (title, conversation_id)))
-        self._run(*statements)
+        with self.database.write() as conn:
+            self._locked(conn, conversation_id)
+            seq = conn.execute(select(func.coalesce(func.max(m.c.seq), -1) + 1)
+                               .where(m.c.conversation_id == conversation_id)).scalar_one()
+            conn.execute(m.insert().values(conversation_id=conversation_id, seq=seq,
+                                           role=message.role, content=message.content,
+                                           stats=stats, extra=extra, created_at=now))
+            conn.execute(c.update().where(c.c.id == conversation_id).values(updated_at=now))
+            if message.role == "user":
+                title = " ".join(message.content.split())[:TITLE_LENGTH] or NEW_TITLE
+                conn.execute(c.update().where(c.c.id == conversation_id,
+                                              c.c.title == NEW_TITLE).values(title=title))
 
     def messages(self, conversation_id: str) -> list[ChatMessage]:
         """The stored messages, oldest first."""
-        rows = self._read("SELECT role, content, stats, extra FROM messages WHERE "
-                          "conversation_id = ? ORDER BY seq", (conversation_id,))
+        from sqlalchemy import select
+
+        from llmapp.storage.schema import messages as m
+
+        query = (select(m.c.role, m.c.content, m.c.stats, m.c.extra)
+                 .where(m.c.conversation_id == conversation_id).order_by(m.c.seq))
+        with self.database.read() as conn:
+            rows = conn.execute(query).all()
         out = []
         for role, content, stats, extra in rows:
             more = json.loads(extra) if extra else {}
@@ -244,14 +207,22 @@ class ConversationStore:
 
     def summary_state(self, conversation_id: str) -> tuple[str, int]:
         """``(summary, n_messages_folded)`` kept by summary memory."""
-        rows = self._read("SELECT summary, summarized FROM conversations WHERE id = ?",
-                          (conversation_id,))
-        return (rows[0][0], rows[0][1]) if rows else ("", 0)
+        from sqlalchemy import select
+
+        from llmapp.storage.schema import conversations as c
+
+        with self.database.read() as conn:
+            row = conn.execute(select(c.c.summary, c.c.summarized)
+                               .where(c.c.id == conversation_id)).first()
+        return (row[0], row[1]) if row else ("", 0)
 
     def save_summary_state(self, conversation_id: str, state: tuple[str, int]) -> None:
         """Keep summary memory's state for the next turn."""
-        self._run(("UPDATE conversations SET summary = ?, summarized = ? WHERE id = ?",
-                   (state[0], state[1], conversation_id)))
+        from llmapp.storage.schema import conversations as c
+
+        with self.database.write() as conn:
+            conn.execute(c.update().where(c.c.id == conversation_id)
+                         .values(summary=state[0], summarized=state[1]))
 
 
 class PersistedChatStore(ChatStore):

@@ -83,6 +83,15 @@ def _secret(raw: Any) -> SecretStr:
     return raw if isinstance(raw, SecretStr) else SecretStr(_text(raw))
 
 
+def _database(raw: Any) -> SecretStr:
+    """A database URL, kept secret (it may hold a password)."""
+    from llmapp.storage.urls import database_url
+
+    value = _secret(raw)
+    database_url(value.get_secret_value())  # raises ValueError naming the scheme only
+    return value
+
+
 @dataclass(frozen=True)
 class Spec:
     """One setting: the field it fills, how to parse it, its default."""
@@ -124,8 +133,9 @@ SPECS: dict[str, Spec] = {
                                config.TOOL_CHOICES[0],
                                "who picks tools: auto (the router for the bundled model, the "
                                "model otherwise), router or model"),
-    "LLMAPP_DATABASE_URL": Spec("database_url", _text, config.DATABASE_URL,
-                                "where conversations persist: sqlite:///path"),
+    "LLMAPP_DATABASE_URL": Spec("database_url", _database, SecretStr(config.DATABASE_URL),
+                                "where conversations persist: sqlite:///path or "
+                                "postgresql://user:password@host:5432/dbname", secret=True),
     "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
                             "local (all-MiniLM-L6-v2, offline) or openai"),
     "LLMAPP_CHROMA_PATH": Spec("chroma_path", _text, config.CHROMA_PATH,
@@ -165,7 +175,7 @@ class Settings:
     local_n_ctx: int = config.LOCAL_N_CTX
     local_n_threads: int = 0
     tool_choice: str = config.TOOL_CHOICES[0]
-    database_url: str = config.DATABASE_URL
+    database_url: SecretStr = field(default_factory=lambda: SecretStr(config.DATABASE_URL))
     embedder: str = "local"
     chroma_path: str = config.CHROMA_PATH
     chroma_host: str = ""

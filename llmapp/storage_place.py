@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmapp.settings import Settings
+from llmapp.storage.urls import sqlite_file
 
 CLOUD_SOURCE_ROOT = "/mount/src"
 """Where Community Cloud checks out the app's repository."""
@@ -45,7 +46,7 @@ def local_storage(settings: Settings, what: str) -> LocalPlace | None:
         if settings.chroma_host:
             return None
         return LocalPlace(settings.chroma_path, "CHROMA_HOST", on_community_cloud())
-    if not settings.database_url.startswith("sqlite:"):
+    path = sqlite_file(settings.database_url.get_secret_value())
+    if path is None:
         return None
-    path = settings.database_url.split(":///", 1)[-1]
-    return LocalPlace(path, "LLMAPP_DATABASE_URL", on_community_cloud())
+    return LocalPlace(str(path), "LLMAPP_DATABASE_URL", on_community_cloud())

@@ -6,10 +6,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
+import postgres as postgres_server
 import pytest
+from helpers import ROOT, SERVER_KEY, Server, free_port, wait_for_http
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT, SERVER_KEY, Server, free_port, wait_for_http
 from llmapp.settings import SPECS, Settings, resolve
 
 
@@ -65,3 +66,31 @@ def app() -> Callable[..., AppTest]:
             at.secrets[name] = value
         return at.run()
     return open_page
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[postgres_server.PostgresServer]:
+    """A real PostgreSQL server on loopback (Debian's package, run as a
+    non-root user), for the whole session. Missing PostgreSQL fails the run
+    in CI and skips elsewhere."""
+    import os
+
+    try:
+        server = postgres_server.start()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A new, empty database of each kind: a SQLite file, then a PostgreSQL
+    database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/conversations.sqlite3"
+    return request.getfixturevalue("postgres").create_database()

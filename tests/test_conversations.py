@@ -6,14 +6,15 @@ import sys
 import pytest
 
 from llmapp.chat import ChatMessage
-from llmapp.conversations import ConversationStore, StoreError, sqlite_path
+from llmapp.conversations import ConversationStore, StoreError
 from llmapp.export import ExportError, finetune_record, to_finetune_jsonl, to_json, to_markdown
 from llmapp.streaming import ReplyStats
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = ConversationStore(tmp_path / "db" / "conversations.sqlite3")
+def store(database_url):
+    """A store on each kind of database: SQLite, then PostgreSQL."""
+    s = ConversationStore(database_url)
     yield s
     s.close()
 
@@ -60,8 +61,8 @@ def test_rename_and_delete(store):
         store.append(conv.id, ChatMessage("user", "late"))
 
 
-def test_conversations_survive_a_process_restart(tmp_path):
-    path = tmp_path / "c.sqlite3"
+def test_conversations_survive_a_process_restart(database_url):
+    path = database_url
     code = ("import sys; from llmapp.conversations import ConversationStore as S; "
             "from llmapp.chat import ChatMessage as M; s = S(sys.argv[1]); c = s.create(); "
             "s.append(c.id, M('user', 'remember me')); s.append(c.id, M('assistant', 'ok')); "
@@ -85,15 +86,14 @@ def test_a_damaged_file_is_reported_and_left_untouched(tmp_path):
 
 
 def test_a_locked_file_is_reported(tmp_path, monkeypatch):
-    import llmapp.conversations as conversations
+    import llmapp.storage.database as database
 
     path = tmp_path / "c.sqlite3"
+    monkeypatch.setattr(database, "LOCK_TIMEOUT_S", 0.2)
     store = ConversationStore(path)
     conv = store.create()
     other = sqlite3.connect(path)
     other.execute("BEGIN EXCLUSIVE")
-    monkeypatch.setattr(conversations, "LOCK_TIMEOUT_S", 0.2)
-    store._db.execute("PRAGMA busy_timeout = 200")
     try:
         with pytest.raises(StoreError, match="locked by another process"):
             store.append(conv.id, ChatMessage("user", "hi"))
@@ -102,13 +102,6 @@ def test_a_locked_file_is_reported(tmp_path, monkeypatch):
         other.close()
     store.append(conv.id, ChatMessage("user", "hi"))  # usable again once released
     assert len(store.messages(conv.id)) == 1
-
-
-def test_database_urls():
-    assert str(sqlite_path("sqlite:///.llmapp/c.sqlite3")) == ".llmapp/c.sqlite3"
-    assert str(sqlite_path("sqlite:////var/data/c.sqlite3")) == "/var/data/c.sqlite3"
-    with pytest.raises(StoreError, match="Only sqlite"):
-        sqlite_path("postgresql://user@host/db")
 
 
 def test_exports(store):

@@ -10,6 +10,7 @@
     llmapp agent QUESTION [--tools ...] [--tool-choice auto|router|model] [--json]
     llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
     llmapp eval retrieval QUESTIONS.jsonl [--collection] [--k 5] [--compare ...] [--json]
+    llmapp db upgrade|status [--url URL]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -46,14 +47,15 @@ class IntermixedParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand: one module per command group
-    (:mod:`llmapp.cli.chat`, :mod:`llmapp.cli.rag`, :mod:`llmapp.cli.tools`)."""
-    from llmapp.cli import chat, rag, tools
+    (:mod:`llmapp.cli.chat`, :mod:`llmapp.cli.rag`, :mod:`llmapp.cli.tools`,
+    :mod:`llmapp.cli.db`)."""
+    from llmapp.cli import chat, db, rag, tools
 
     parser = IntermixedParser(prog="llmapp",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (chat, rag, tools):
+    for group in (chat, rag, tools, db):
         group.register(sub)
     return parser
 

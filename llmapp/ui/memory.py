@@ -3,33 +3,69 @@ what the model received, and exports."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from llmapp.chat import ChatStore
-from llmapp.conversations import ConversationStore, PersistedChatStore, StoreError, sqlite_path
+from llmapp.conversations import ConversationStore, PersistedChatStore, StoreError
 from llmapp.errors import LlmappError
 from llmapp.export import ExportError, to_finetune_jsonl, to_json, to_markdown
 from llmapp.memory import LABELS, MAX_K, STRATEGIES, Memory, MemoryReport
 from llmapp.settings import Settings
+from llmapp.storage.urls import sqlite_file
 from llmapp.ui.chat import render_message
 
 _CURRENT = "_llmapp_conversation"
 
 
-@st.cache_resource(show_spinner=False)
-def _open(path: str) -> ConversationStore:
-    return ConversationStore(path)
+_FAILED = "_llmapp_store_failed"
+RETRY_AFTER_S = 30.0
+"""After a database could not be opened, how long a session waits before it
+tries again, in seconds (an unreachable server costs a connect timeout)."""
+
+
+@st.cache_resource(show_spinner="Opening the conversation store…")
+def _shared(url: str) -> ConversationStore:
+    return ConversationStore(url)
+
+
+def _open(settings: Settings) -> ConversationStore:
+    """The store for the configured URL: shared by the process when the URL
+    comes from the deployment (secrets, environment, default), kept in this
+    session when it was typed in the sidebar, so one user's credentials
+    never serve another session."""
+    url = settings.database_url.get_secret_value()
+    if settings.source("LLMAPP_DATABASE_URL") != "sidebar":
+        path = sqlite_file(url)
+        return _shared(f"sqlite:///{path.resolve()}" if path is not None else url)
+    mine = st.session_state.get("_llmapp_own_store")
+    if mine is None or mine[0] != url:
+        mine = (url, ConversationStore(url))
+        st.session_state["_llmapp_own_store"] = mine
+    return mine[1]
 
 
 def conversation_store(settings: Settings) -> ConversationStore | None:
-    """The process-wide store at ``LLMAPP_DATABASE_URL``, or None with an
-    error shown (the page then keeps its chat for this session only)."""
-    try:
-        return _open(str(sqlite_path(settings.database_url).resolve()))
-    except StoreError as exc:
-        st.error(f"{exc} Until then, this chat is kept for this browser session only.",
-                 icon="🗄️")
-        return None
+    """The store at ``LLMAPP_DATABASE_URL``, or None with an error shown: the
+    page then keeps its chat in this browser session only, and says that
+    nothing will be saved. A failure is retried after :data:`RETRY_AFTER_S`."""
+    url = settings.database_url.get_secret_value()
+    failed = st.session_state.get(_FAILED)
+    if failed and failed[0] == url and time.monotonic() - failed[1] < RETRY_AFTER_S:
+        error = failed[2]
+    else:
+        try:
+            store = _open(settings)
+        except StoreError as exc:
+            error = str(exc)
+            st.session_state[_FAILED] = (url, time.monotonic(), error)
+        else:
+            st.session_state.pop(_FAILED, None)
+            return store
+    st.error(f"{error} Nothing will be saved: this chat is kept in this browser session "
+             "only.", icon="🗄️")
+    return None
 
 
 def _select(conversation_id: str) -> None:

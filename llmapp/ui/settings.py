@@ -60,18 +60,18 @@ def read_secrets() -> dict[str, Any]:
         return {}
 
 
-def _key_form(name: str, label: str) -> None:
+def _key_form(name: str, label: str, noun: str = "key") -> None:
     values = _values()
     if isinstance(values.get(name), SecretStr):
         st.caption(f"{label}: set for this session (hidden).")
-        if st.button("Forget key", key=f"_forget_{name}"):
+        if st.button(f"Forget {noun}", key=f"_forget_{name}"):
             values.pop(name, None)
             st.rerun()
         return
     with st.form(f"_form_{name}", clear_on_submit=True, border=False):
-        typed = st.text_input(label, type="password", placeholder="paste here, then Use key",
+        typed = st.text_input(label, type="password", placeholder=f"paste here, then Use {noun}",
                               help="Kept for this browser session only; never shown or logged.")
-        if st.form_submit_button("Use key") and typed.strip():
+        if st.form_submit_button(f"Use {noun}") and typed.strip():
             values[name] = SecretStr(typed.strip())
             st.rerun()
 
@@ -96,6 +96,10 @@ def sidebar() -> Settings:
         _persistent_widget(st.text_input, "Model name", "OPENAI_COMPATIBLE_MODEL",
                            placeholder=config.COMPATIBLE_DEFAULT_MODEL)
         _key_form("OPENAI_COMPATIBLE_API_KEY", "Server API key (optional)")
+    with st.sidebar.expander("Storage", expanded=False):
+        st.caption("Conversations: a SQLite file by default, or a PostgreSQL database that "
+                   "outlives the machine (`postgresql://user:password@host:5432/dbname`).")
+        _key_form("LLMAPP_DATABASE_URL", "Database URL", noun="URL")
     typed = {k: v for k, v in _values().items() if v not in ("", None, "auto")}
     try:
         settings = resolve(sidebar=typed, secrets=read_secrets())

@@ -75,6 +75,11 @@ def storage_notice(settings: Settings, what: str) -> None:
 
     place = local_storage(settings, what)
     if place is None:
+        if what == "conversations":
+            from llmapp.storage.urls import database_url, mask_url
+
+            shown = mask_url(database_url(settings.database_url.get_secret_value()))
+            st.caption(f"💾 Your conversations are kept in the database at `{shown}`.")
         return
     text = (f"Your {what} are kept on this machine's disk ({place.where}). Streamlit Community "
             f"Cloud wipes that disk when the app sleeps, reboots or is redeployed; set "

@@ -1,6 +1,6 @@
 import pytest
-
 from helpers import texts
+
 from llmapp.chat import ChatMessage
 from llmapp.conversations import ConversationStore
 
@@ -121,3 +121,54 @@ def test_every_strategy_holds_a_conversation_on_the_bundled_model(app, db_url, s
     if strategy == "full":
         assert [r["content"] for r in rows if r["role"] == "user"] == [
             "I am Ada.", "I like tea.", "I live in Oslo.", "Who am I?"]
+
+
+def everything_shown(at) -> str:
+    """All text the page and its sidebar show, widget labels and values too."""
+    parts = [texts(at)]
+    for kind in ("caption", "error", "warning", "info", "markdown", "text_input", "radio",
+                 "button", "expander"):
+        for element in at.get(kind):
+            parts.append(str(getattr(element, "value", "")))
+            parts.append(str(getattr(element, "label", "")))
+    return "\n".join(parts)
+
+
+def test_conversations_persist_in_postgres_and_its_password_is_never_shown(app, postgres):
+    from postgres import PASSWORD
+
+    url = postgres.create_database()
+    at = app(PAGE, LLMAPP_DATABASE_URL=url)
+    at.chat_input[0].set_value("My name is Ada.").run()
+    assert not at.exception and not at.error
+    shown = everything_shown(at)
+    assert f"kept in the database at `postgresql+psycopg://llmapp:***@127.0.0.1:{postgres.port}" \
+        in shown
+    assert PASSWORD not in shown
+    [conv] = ConversationStore(url).list()
+    assert conv.title == "My name is Ada." and conv.messages == 2
+
+
+def test_a_wrong_database_password_is_said_and_the_chat_still_works(app, postgres):
+    at = app(PAGE, LLMAPP_DATABASE_URL=postgres.url("postgres", password="Wr0ng-pass-99"))
+    assert not at.exception
+    [error] = at.error
+    assert "refused the user name or password" in error.value
+    assert "Nothing will be saved" in error.value
+    at.chat_input[0].set_value("Hello").run()
+    assert [m.name for m in at.chat_message] == ["user", "assistant"] and not at.exception
+    assert "Wr0ng-pass-99" not in everything_shown(at)
+
+
+def test_a_database_url_typed_in_the_sidebar_is_used_for_this_session(app, postgres, db_url):
+    url = postgres.create_database()
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    [field] = [t for t in at.sidebar.text_input if t.label == "Database URL"]
+    field.input(url)
+    [use] = [b for b in at.sidebar.button if b.label == "Use URL"]
+    use.click().run()
+    assert not at.exception
+    assert "Database URL: set for this session (hidden)." in everything_shown(at)
+    at.chat_input[0].set_value("Kept in Postgres").run()
+    assert [c.title for c in ConversationStore(url).list()] == ["Kept in Postgres"]
+    assert url.split(":")[2].split("@")[0] not in everything_shown(at)  # the password
