@@ -8,8 +8,7 @@ st.set_page_config(page_title="4 · Memory", page_icon="🧠")
 settings = ui.sidebar()
 params, system_prompt = ui.generation_controls(settings, page="memory")
 db = ui.conversation_store(settings)
-store = ui.conversation_picker(db)
-ui.export_buttons(db, store, system_prompt)
+store = ui.open_conversation(db)
 
 st.title("🧠 4 · Memory")
 st.caption("A model remembers only what is put back into its prompt. Pick a strategy, chat, "
@@ -24,3 +23,5 @@ if prompt := st.chat_input("Tell me something to remember, then ask about it"):
 if store.awaiting_reply:
     ui.respond(store, settings, params, system_prompt, memory=memory)
 ui.memory_panel(store.last_budget)
+ui.conversation_picker(db, store)
+ui.export_buttons(db, store, system_prompt)

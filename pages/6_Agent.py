@@ -10,7 +10,7 @@ params, _ = ui.generation_controls(settings, page="agent", system=False)
 max_model_calls, max_tool_calls = ui.agent_limits()
 tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
 db = ui.conversation_store(settings)
-store = ui.conversation_picker(db)
+store = ui.open_conversation(db)
 
 st.title("🤖 6 · Agent")
 st.caption("The agent thinks, calls a tool, reads the result, and repeats until it can answer "
@@ -24,3 +24,4 @@ if prompt := st.chat_input("Ask something that needs a tool, e.g. 'What is 23*19
 if store.awaiting_reply:
     ui.agent_reply(store, settings, tools, max_model_calls=max_model_calls,
                    max_tool_calls=max_tool_calls, params=params)
+ui.conversation_picker(db, store)

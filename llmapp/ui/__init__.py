@@ -7,7 +7,7 @@ from llmapp.ui.chat import chat_store, render_chat, render_message, respond
 from llmapp.ui.controls import generation_controls
 from llmapp.ui.settings import read_secrets, sidebar
 from llmapp.ui.memory import (add_user, conversation_picker, conversation_store, export_buttons,
-                              memory_controls, memory_panel)
+                              memory_controls, memory_panel, open_conversation)
 from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_base,
                            knowledge_base_quiet,
                            render_rag_chat, render_sources, retrieval_controls)
@@ -24,6 +24,7 @@ __all__ = [
     "answer", "collection_manager", "ingest_panel", "knowledge_base", "render_rag_chat",
     "render_sources", "retrieval_controls",
     "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",
+    "open_conversation",
     "memory_controls", "memory_panel",
     "chat_store", "generation_controls", "local_model_notice", "provider_status",
     "read_secrets",

@@ -46,6 +46,12 @@ def _open(settings: Settings) -> ConversationStore:
     return mine[1]
 
 
+def store_failed(settings: Settings) -> bool:
+    """True when this session could not open the configured database."""
+    failed = st.session_state.get(_FAILED)
+    return bool(failed) and failed[0] == settings.database_url.get_secret_value()
+
+
 def conversation_store(settings: Settings) -> ConversationStore | None:
     """The store at ``LLMAPP_DATABASE_URL``, or None with an error shown: the
     page then keeps its chat in this browser session only, and says that
@@ -72,29 +78,49 @@ def _select(conversation_id: str) -> None:
     st.session_state[_CURRENT] = conversation_id
 
 
-def conversation_picker(db: ConversationStore | None) -> ChatStore:
-    """The sidebar's conversation list; returns the open conversation's chat
-    store (a session-only one when there is no store)."""
+def open_conversation(db: ConversationStore | None) -> ChatStore:
+    """The open conversation's chat store: the one picked in the sidebar, the
+    most recent one, or a new one. Without a store (or when it fails) a
+    session-only chat store. Draws nothing but an error: the list comes
+    last, from :func:`conversation_picker`, so it shows this run's reply."""
     if db is None:
         return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
     try:
-        conversations = db.list() or [db.create()]
+        ids = [c.id for c in db.list()] or [db.create().id]
     except StoreError as exc:
         st.error(str(exc))
         return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
-    ids = [c.id for c in conversations]
     if st.session_state.get(_CURRENT) not in ids:
         _select(ids[0])
+    key = f"_llmapp_chat_memory_{st.session_state[_CURRENT]}"
+    if key not in st.session_state:
+        st.session_state[key] = db.load(st.session_state[_CURRENT])
+    return st.session_state[key]
+
+
+def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
+    """The sidebar's conversation list, with New, Rename and Delete. Call it
+    after the reply, so titles and counts include it."""
+    if db is None or not isinstance(store, PersistedChatStore):
+        return
+    try:
+        conversations = db.list()
+    except StoreError as exc:
+        st.sidebar.error(str(exc))
+        return
+    ids = [c.id for c in conversations]
+    current = store.conversation_id
+    if current not in ids:  # deleted by another session meanwhile
+        return
     bar = st.sidebar
     bar.subheader("Conversations")
     bar.button("New conversation", icon="➕", width="stretch",
                on_click=lambda: _select(db.create().id))
     titles = {c.id: f"{c.title} · {c.messages} msgs" for c in conversations}
-    st.session_state["_w_conversation"] = st.session_state[_CURRENT]
+    st.session_state["_w_conversation"] = current
     bar.radio("Open", ids, format_func=titles.get, key="_w_conversation",
               on_change=lambda: _select(st.session_state["_w_conversation"]),
               label_visibility="collapsed")
-    current = st.session_state[_CURRENT]
     with bar.expander("Rename or delete"):
         with st.form("_rename", clear_on_submit=True, border=False):
             title = st.text_input("New title")
@@ -109,10 +135,6 @@ def conversation_picker(db: ConversationStore | None) -> ChatStore:
             db.delete(current)
             st.session_state.pop(_CURRENT, None)
             st.rerun()
-    key = f"_llmapp_chat_memory_{current}"
-    if key not in st.session_state:
-        st.session_state[key] = db.load(current)
-    return st.session_state[key]
 
 
 def add_user(store: ChatStore, text: str) -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 from llmapp.providers import PROVIDERS, active_provider
 from llmapp.roadmap import PRODUCTION_PIECES, STAGES
 from llmapp.settings import Settings
+from llmapp.ui.memory import store_failed
 
 
 def _sentence(text: str) -> str:
@@ -75,7 +76,7 @@ def storage_notice(settings: Settings, what: str) -> None:
 
     place = local_storage(settings, what)
     if place is None:
-        if what == "conversations":
+        if what == "conversations" and not store_failed(settings):
             from llmapp.storage.urls import database_url, mask_url
 
             shown = mask_url(database_url(settings.database_url.get_secret_value()))

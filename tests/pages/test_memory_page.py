@@ -33,6 +33,9 @@ def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path)
     assert rows[2]["content"].strip().rstrip("…") in at.chat_message[1].markdown[0].value
     assert all(r["tokens"] > 0 for r in rows)
     assert "prompt tokens of a 2048-token window" in texts(at)
+    # the sidebar's list and exports are drawn after the reply, so they include it
+    assert at.sidebar.radio[0].options == ["My name is Ada. · 4 msgs"]
+    assert [b.label for b in at.get("download_button")][:2] == ["Markdown", "JSON"]
     # and it persisted
     db = ConversationStore(tmp_path / "conversations.sqlite3")
     [conv] = db.list()
@@ -158,6 +161,7 @@ def test_a_wrong_database_password_is_said_and_the_chat_still_works(app, postgre
     at.chat_input[0].set_value("Hello").run()
     assert [m.name for m in at.chat_message] == ["user", "assistant"] and not at.exception
     assert "Wr0ng-pass-99" not in everything_shown(at)
+    assert "kept in the database at" not in everything_shown(at)  # it is not
 
 
 def test_a_database_url_typed_in_the_sidebar_is_used_for_this_session(app, postgres, db_url):
