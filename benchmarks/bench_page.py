@@ -151,7 +151,7 @@ def watch_reply(page, sent: float, timeout_s: float) -> dict:
 
 
 def ask_cli(folder: Path, prompt: str) -> dict:
-    out = subprocess.run([str(folder / ".venv/bin/llmapp"), "chat", prompt], cwd=folder,
+    out = subprocess.run([str(folder / ".venv/bin/llmapp"), "chat", prompt, "--cache", "off"], cwd=folder,
                          env=clean_env(), capture_output=True, text=True, check=True)
     rate = re.search(r"(\d+) tokens/s", out.stderr)
     ttft = re.search(r"TTFT ([\d.]+) s", out.stderr)

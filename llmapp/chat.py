@@ -8,11 +8,13 @@ returns a :class:`Reply` whose stream is a plain ``Iterator[str]``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from llmapp.cache import CacheHit, CacheRequest, CacheUse
 from llmapp.errors import LlmappError, ProviderError
 from llmapp.memory import Memory
 from llmapp.providers import GenerationParams, active_provider
@@ -90,6 +92,11 @@ class ChatStore:
         self.summary_state = ("", 0)
         self.last_budget = None
 
+    def drop_last_reply(self) -> None:
+        """Remove the last message if it is a reply (to ask again)."""
+        if self.messages and self.messages[-1].role == "assistant":
+            self.messages.pop()
+
     def drop_failed_reply(self) -> None:
         """Remove a trailing failed reply, so the user message before it can be
         sent again (retry)."""
@@ -105,6 +112,8 @@ class ChatStore:
         """Messages for the model: failed replies are left out."""
         return [{"role": m.role, "content": m.content} for m in self.messages if m.error is None]
 
+
+log = logging.getLogger(__name__)
 
 _LC_TYPES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
@@ -145,7 +154,8 @@ SUMMARY_PARAMS = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=160)
 
 def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
                 system_prompt: str = "", memory: Memory | None = None,
-                summary_state: tuple[str, int] = ("", 0)) -> Reply:
+                summary_state: tuple[str, int] = ("", 0), cache: CacheUse | None = None
+                ) -> Reply:
     """Prepare the next assistant reply to the conversation in ``store``.
 
     Counts tokens and chooses what history to send: with no ``memory``, the
@@ -154,6 +164,11 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
     (stage 4), and ``reply.budget`` is its :class:`~llmapp.memory.MemoryReport`.
     No request is sent until the stream is iterated, except the summary call
     of summary memory.
+
+    With ``cache`` (:mod:`llmapp.cache`), a cached answer to the same request
+    (the last message, given everything else the model sees) streams at once
+    instead, with ``stats.cache`` saying how it was found; otherwise the
+    finished reply is cached, unless it failed or was stopped early.
 
     Raises:
         ProviderError: the model cannot be built or loaded, the summary call
@@ -184,6 +199,16 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
                        prompt_tokens=budget.prompt_tokens,
                        usage_source="counted" if counter.exact else "estimated")
     lc_messages = to_langchain(budget.messages)
+    request = _cache_request(cache, budget.messages, provider.name, stats.model, params)
+    if request is not None:
+        hit = None if cache.bypass else _lookup(cache, request)
+        if hit is not None:
+            stats.cache, stats.cached_question = f"hit-{hit.kind}", hit.question
+            stream = ReplyStream(lambda: iter([hit.answer]), stats,
+                                 count_text=counter.count_text, exact_count=counter.exact,
+                                 on_finish=lambda done: _add_lookup_time(done, hit))
+            return Reply(stream=stream, budget=budget)
+        stats.cache = "miss"
     stream = ReplyStream(
         lambda: model.stream(lc_messages),
         stats,
@@ -192,5 +217,40 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         on_error=lambda exc: provider.describe_error(exc, settings),
         price=(info.usd_per_1m_input, info.usd_per_1m_output) if info else None,
         guard=LoopGuard(),
+        on_finish=(lambda done: _remember(cache, request, done)) if request else None,
     )
     return Reply(stream=stream, budget=budget)
+
+
+def _cache_request(cache: CacheUse | None, messages: list[dict], provider: str, model: str,
+                   params: GenerationParams) -> CacheRequest | None:
+    if cache is None or cache.mode == "off" or not messages or \
+            messages[-1]["role"] != "user":
+        return None
+    sampling = {"temperature": params.temperature, "top_p": params.top_p,
+                "max_tokens": params.max_tokens, "stop": list(params.stop)}
+    return cache.request(messages[-1]["content"], messages[:-1], f"{provider}:{model}",
+                         sampling)
+
+
+def _lookup(cache: CacheUse, request: CacheRequest) -> CacheHit | None:
+    """The cached answer, or None; a failing cache is logged and skipped."""
+    try:
+        return cache.cache.lookup(request, cache.mode)
+    except LlmappError as exc:
+        log.warning("response cache lookup skipped: %s", exc)
+        return None
+
+
+def _add_lookup_time(stream: ReplyStream, hit: CacheHit) -> None:
+    stream.stats.total_s += hit.lookup_s
+    stream.stats.ttft_s = (stream.stats.ttft_s or 0.0) + hit.lookup_s
+
+
+def _remember(cache: CacheUse, request: CacheRequest, stream: ReplyStream) -> None:
+    if stream.stats.stopped is not None:
+        return
+    try:
+        cache.cache.put(request, stream.text, embed=cache.mode == "semantic")
+    except LlmappError as exc:
+        log.warning("reply not cached: %s", exc)

@@ -183,6 +183,21 @@ class ConversationStore:
                 conn.execute(c.update().where(c.c.id == conversation_id,
                                               c.c.title == NEW_TITLE).values(title=title))
 
+    def remove_last_reply(self, conversation_id: str) -> None:
+        """Delete the conversation's last message if it is a reply."""
+        from sqlalchemy import select
+
+        from llmapp.storage.schema import messages as m
+
+        with self.database.write() as conn:
+            self._locked(conn, conversation_id)
+            last = conn.execute(select(m.c.seq, m.c.role)
+                                .where(m.c.conversation_id == conversation_id)
+                                .order_by(m.c.seq.desc()).limit(1)).first()
+            if last is not None and last.role == "assistant":
+                conn.execute(m.delete().where(m.c.conversation_id == conversation_id,
+                                              m.c.seq == last.seq))
+
     def messages(self, conversation_id: str) -> list[ChatMessage]:
         """The stored messages, oldest first."""
         from sqlalchemy import select
@@ -249,6 +264,12 @@ class PersistedChatStore(ChatStore):
         if getattr(self, "db", None) is not None and state != getattr(self, "_summary_state", None):
             self.db.save_summary_state(self.conversation_id, state)
         self._summary_state = state
+
+    def drop_last_reply(self) -> None:
+        """Remove the last reply here and in the database."""
+        if self.messages and self.messages[-1].role == "assistant":
+            self.db.remove_last_reply(self.conversation_id)
+        super().drop_last_reply()
 
     def add(self, message: ChatMessage) -> ChatMessage:
         super().add(message)

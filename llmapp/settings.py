@@ -136,6 +136,16 @@ SPECS: dict[str, Spec] = {
     "LLMAPP_DATABASE_URL": Spec("database_url", _database, SecretStr(config.DATABASE_URL),
                                 "where conversations persist: sqlite:///path or "
                                 "postgresql://user:password@host:5432/dbname", secret=True),
+    "LLMAPP_CACHE": Spec("cache_mode", lambda raw: _choice(raw, config.CACHE_MODES),
+                         config.CACHE_MODES[0],
+                         "response cache: semantic (default), exact or off"),
+    "LLMAPP_CACHE_SCOPE": Spec("cache_scope", lambda raw: _choice(raw, config.CACHE_SCOPES),
+                               config.CACHE_SCOPES[0],
+                               "who is served a cached reply: session (default) or shared"),
+    "LLMAPP_CACHE_TTL": Spec("cache_ttl_s", _positive_float, config.CACHE_TTL_S,
+                             "seconds a cached reply is served"),
+    "LLMAPP_CACHE_THRESHOLD": Spec("cache_threshold", _positive_float, config.CACHE_THRESHOLD,
+                                   "least cosine similarity for a semantic cache hit"),
     "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
                             "local (all-MiniLM-L6-v2, offline) or openai"),
     "LLMAPP_CHROMA_PATH": Spec("chroma_path", _text, config.CHROMA_PATH,
@@ -176,6 +186,10 @@ class Settings:
     local_n_threads: int = 0
     tool_choice: str = config.TOOL_CHOICES[0]
     database_url: SecretStr = field(default_factory=lambda: SecretStr(config.DATABASE_URL))
+    cache_mode: str = config.CACHE_MODES[0]
+    cache_scope: str = config.CACHE_SCOPES[0]
+    cache_ttl_s: float = config.CACHE_TTL_S
+    cache_threshold: float = config.CACHE_THRESHOLD
     embedder: str = "local"
     chroma_path: str = config.CHROMA_PATH
     chroma_host: str = ""

@@ -40,6 +40,9 @@ class ReplyStats:
         chunks: text chunks received.
         stopped: why llmapp ended the reply early, or None; ``"repetition"``
             when it began repeating itself (:class:`~llmapp.repetition.LoopGuard`).
+        cache: ``"miss"``, ``"hit-exact"`` or ``"hit-semantic"`` when the
+            response cache was asked, None when it is off.
+        cached_question: for a semantic hit, the cached question it matched.
     """
 
     provider: str
@@ -53,6 +56,8 @@ class ReplyStats:
     cost_usd: float | None = None
     chunks: int = 0
     stopped: str | None = None
+    cache: str | None = None
+    cached_question: str | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -62,6 +67,10 @@ class ReplyStats:
         """One line, e.g. ``TTFT 0.12 s · 81 tokens/s · 27 prompt + 11
         completion tokens · 0.25 s total · model (provider)``. Estimated
         counts carry ``~``; the cost shows for priced models only."""
+        if self.cache and self.cache.startswith("hit"):
+            how = self.cache.removeprefix("hit-")
+            return (f"cached · {how} · {self.total_s * 1000:.0f} ms · {self.model} "
+                    f"({self.provider})")
         parts = []
         if self.ttft_s is not None:
             parts.append(f"TTFT {self.ttft_s:.2f} s")
@@ -96,6 +105,8 @@ class ReplyStream(Iterator[str]):
             stream ends there (``stats.stopped == "repetition"``) and the
             model's stream is closed, freeing the local model.
         clock: a monotonic clock in seconds (for tests).
+        on_finish: called with the stream when it ends by itself (not when
+            it fails or is closed early), e.g. to cache the reply.
 
     Raises (while iterating):
         ProviderError: whatever the provider raised, translated.
@@ -112,8 +123,10 @@ class ReplyStream(Iterator[str]):
         price: tuple[float, float] | None = None,
         guard: LoopGuard | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        on_finish: Callable[[ReplyStream], None] | None = None,
     ) -> None:
         self._open = chunks
+        self._on_finish = on_finish
         self._it: Iterator[BaseMessageChunk] | None = None
         self.stats = stats
         self._count_text = count_text
@@ -197,6 +210,8 @@ class ReplyStream(Iterator[str]):
         if self._price and s.prompt_tokens is not None and s.completion_tokens is not None:
             s.cost_usd = (s.prompt_tokens * self._price[0]
                           + s.completion_tokens * self._price[1]) / 1_000_000
+        if self._on_finish is not None:
+            self._on_finish(self)
 
     def _stop(self) -> None:
         """End here: release the provider's stream, then finish the stats."""

@@ -15,10 +15,14 @@ from llmapp.settings import SPECS, Settings, resolve
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No setting leaks in from the machine: no key, no .env, a fresh tiktoken cache."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+              tmp_path) -> None:
+    """No setting leaks in from the machine: no key, no .env, a fresh tiktoken
+    cache, and a database of the test's own (conversations and the response
+    cache), so no test is served another's cached reply."""
     for name in (*SPECS, "OPENAI_BASE_URL", "LLMAPP_SCRIPTED_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLMAPP_DATABASE_URL", f"sqlite:///{tmp_path}/llmapp.sqlite3")
     monkeypatch.setenv("LLMAPP_ENV_FILE", str(tmp_path_factory.getbasetemp() / "absent.env"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tiktoken"))
 

@@ -117,3 +117,30 @@ def test_nothing_above_the_threshold_is_a_clear_message(handbook):
     with pytest.raises(RagError, match="Nothing in the collection is close enough"):
         start_answer(kb, "handbook", store, settings, GenerationParams(),
                      RetrievalSettings(score_threshold=0.9))
+
+
+def test_a_grounded_answer_is_cached_for_the_same_chunks(handbook, tmp_path):
+    from llmapp.cache import CacheUse, ResponseCache
+    from llmapp.storage import Database
+
+    kb, settings = handbook
+    use = CacheUse(ResponseCache(Database(tmp_path / "c.sqlite3")), "semantic", "session:r")
+    params = GenerationParams(temperature=0.0, max_tokens=40)
+
+    def ask(question, k=3):
+        store = ChatStore()
+        store.add_user(question)
+        reply = start_answer(kb, "handbook", store, settings, params, RetrievalSettings(k=k),
+                             cache=use)
+        reply.stream.consume()
+        return reply.message()
+
+    first = ask("How many dimensions does all-MiniLM-L6-v2 produce?")
+    assert first.stats.cache == "miss"
+    again = ask("How many dimensions does all-MiniLM-L6-v2 produce?")
+    assert again.stats.cache == "hit-exact" and again.content == first.content
+    assert [s["source"] for s in again.sources] == [s["source"] for s in first.sources]
+    # the same question over other chunks is another request: fewer of them,
+    # or other ones (lowercase changes what BM25 and the embedder find third)
+    assert ask("How many dimensions does all-MiniLM-L6-v2 produce?", k=2).stats.cache == "miss"
+    assert ask("how many dimensions does all-MiniLM-L6-v2 produce").stats.cache == "miss"

@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     chat.add_argument("--stop", action="append", metavar="SEQ",
                       help="stop sequence (repeat for several)")
     chat.add_argument("-q", "--quiet", action="store_true", help="no stats line on stderr")
+    chat.add_argument("--cache", choices=config.CACHE_MODES,
+                      help="response cache (default LLMAPP_CACHE, semantic): the command "
+                           "line's own entries, in the LLMAPP_DATABASE_URL database")
+    chat.add_argument("--json", action="store_true",
+                      help='print {"text", "stats": {..., "cache"}} as JSON when done')
     chat.set_defaults(func=cmd_chat)
 
     doctor = sub.add_parser("doctor", help="which providers can run, and why")
@@ -48,15 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    """``llmapp chat``: stream one answer to stdout, the stats line to stderr."""
+    """``llmapp chat``: stream one answer to stdout, the stats line to stderr;
+    with ``--json``, print the text and stats as one JSON object instead."""
     settings = settings_from(args)
     params = GenerationParams(temperature=args.temperature, top_p=args.top_p,
                               max_tokens=args.max_tokens, stop=tuple(args.stop or ()))
     store = ChatStore()
     store.add_user(args.prompt)
-    reply = start_reply(store, settings, params, args.system)
+    reply = start_reply(store, settings, params, args.system,
+                        cache=_cache_use(settings, args.cache or settings.cache_mode))
     for notice in reply.notices:
         print(f"note: {notice}", file=sys.stderr)
+    if args.json:
+        text = reply.stream.consume()
+        print(json.dumps({"text": text, "stats": reply.stream.stats.to_dict()},
+                         ensure_ascii=False))
+        return 0
     for text in reply.stream:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -64,6 +76,25 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(reply.stream.stats.summary(), file=sys.stderr)
     return 0
+
+
+def _cache_use(settings, mode: str):
+    """The command line's cache: scope ``cli``, or ``shared`` when
+    ``LLMAPP_CACHE_SCOPE`` says so; None when off. A database that cannot be
+    opened turns it off, with a note."""
+    if mode == "off":
+        return None
+    from llmapp.cache import CacheUse, ResponseCache
+    from llmapp.storage import Database, StoreError
+
+    try:
+        database = Database(settings.database_url.get_secret_value())
+    except StoreError as exc:
+        print(f"note: response cache off: {exc}", file=sys.stderr)
+        return None
+    cache = ResponseCache(database, ttl_s=settings.cache_ttl_s,
+                          threshold=settings.cache_threshold)
+    return CacheUse(cache, mode, "shared" if settings.cache_scope == "shared" else "cli")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

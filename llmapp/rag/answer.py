@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from llmapp.cache import CacheUse
 from llmapp.chat import ChatMessage, ChatStore, Reply, start_reply
 from llmapp.providers import GenerationParams
 from llmapp.rag import RagError
@@ -161,10 +162,13 @@ class RagReply:
 
 
 def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings: Settings,
-                 params: GenerationParams, retrieval: RetrievalSettings = RetrievalSettings()
-                 ) -> RagReply:
+                 params: GenerationParams, retrieval: RetrievalSettings = RetrievalSettings(),
+                 cache: CacheUse | None = None) -> RagReply:
     """Retrieve for the last user message of ``store`` and prepare a cited,
     streamed answer. Earlier turns go first, within the context budget.
+
+    With ``cache``, the request is the question asked of these very chunks:
+    a similar question that retrieves other chunks is not served the answer.
 
     Raises:
         RagError: nothing to search, or nothing retrieved above the threshold.
@@ -183,4 +187,8 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
     prompt = ChatStore()
     prompt.messages = [ChatMessage(m["role"], m["content"]) for m in history[:-1]]
     prompt.add_user(QUESTION_TEMPLATE.format(context=format_context(hits), question=question))
-    return RagReply(start_reply(prompt, settings, params, SYSTEM_PROMPT), hits, kb.embedder)
+    if cache is not None:
+        cache = replace(cache, question=question,
+                        extra=[collection, [[h.source, h.page, h.index] for h in hits]])
+    return RagReply(start_reply(prompt, settings, params, SYSTEM_PROMPT, cache=cache), hits,
+                    kb.embedder)

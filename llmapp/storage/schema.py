@@ -7,7 +7,8 @@ two disagree.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
+from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table,
+                        Text)
 
 metadata = MetaData()
 
@@ -34,4 +35,23 @@ messages = Table(
     Column("stats", Text),  # JSON: the reply's ReplyStats
     Column("extra", Text),  # JSON: {"sources": [...], "steps": [...]}
     Column("created_at", Float, nullable=False),
+)
+
+response_cache = Table(
+    "response_cache", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # "shared", or "session:<id>" / "cli": who may be served this entry.
+    Column("scope", Text, nullable=False),
+    # SHA-256 of what the model sees besides the question, the model and its
+    # sampling settings: entries only match within one partition.
+    Column("partition_key", Text, nullable=False),
+    # SHA-256 of the partition and the normalized question.
+    Column("exact_key", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("embedding", LargeBinary),  # float32 unit vector, all-MiniLM-L6-v2
+    Column("answer", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("hits", Integer, nullable=False, server_default="0"),
+    Index("ix_response_cache_exact", "scope", "exact_key"),
+    Index("ix_response_cache_partition", "scope", "partition_key"),
 )

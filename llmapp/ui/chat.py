@@ -41,13 +41,17 @@ def render_message(message: ChatMessage) -> None:
 
 
 def render_chat(store: ChatStore) -> None:
-    """Draw the stored transcript; under a failed reply, offer Retry."""
+    """Draw the stored transcript; under a failed reply, offer Retry; under a
+    cached one, "Ask the model instead"."""
+    from llmapp.ui.cache import bypass_button
+
     for message in store:
         render_message(message)
     last = store.messages[-1] if len(store) else None
     if last is not None and last.error is not None:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
                   help="Send your last message again.")
+    bypass_button(store)
 
 
 def stream_reply(store: ChatStore, start: Callable[[], Any],
@@ -106,8 +110,11 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
     strategy picks the history, and ``store.summary_state`` and
     ``store.last_budget`` are updated. Never raises an
     :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
+    from llmapp.ui.cache import bypass_button, cache_use
+
     def start():
-        reply = start_reply(store, settings, params, system_prompt, memory, store.summary_state)
+        reply = start_reply(store, settings, params, system_prompt, memory, store.summary_state,
+                            cache=cache_use(settings))
         store.last_budget = reply.budget
         return reply
 
@@ -119,4 +126,5 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
     if message.error:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
                   help="Send your last message again.")
+    bypass_button(store)
     return message

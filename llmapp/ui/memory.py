@@ -52,26 +52,32 @@ def store_failed(settings: Settings) -> bool:
     return bool(failed) and failed[0] == settings.database_url.get_secret_value()
 
 
-def conversation_store(settings: Settings) -> ConversationStore | None:
-    """The store at ``LLMAPP_DATABASE_URL``, or None with an error shown: the
-    page then keeps its chat in this browser session only, and says that
-    nothing will be saved. A failure is retried after :data:`RETRY_AFTER_S`."""
+def open_store(settings: Settings) -> tuple[ConversationStore | None, str | None]:
+    """``(store, None)`` for the database at ``LLMAPP_DATABASE_URL``, or
+    ``(None, why)`` when it cannot be opened. Draws nothing. A failure is
+    retried after :data:`RETRY_AFTER_S`."""
     url = settings.database_url.get_secret_value()
     failed = st.session_state.get(_FAILED)
     if failed and failed[0] == url and time.monotonic() - failed[1] < RETRY_AFTER_S:
-        error = failed[2]
-    else:
-        try:
-            store = _open(settings)
-        except StoreError as exc:
-            error = str(exc)
-            st.session_state[_FAILED] = (url, time.monotonic(), error)
-        else:
-            st.session_state.pop(_FAILED, None)
-            return store
-    st.error(f"{error} Nothing will be saved: this chat is kept in this browser session "
-             "only.", icon="🗄️")
-    return None
+        return None, failed[2]
+    try:
+        store = _open(settings)
+    except StoreError as exc:
+        st.session_state[_FAILED] = (url, time.monotonic(), str(exc))
+        return None, str(exc)
+    st.session_state.pop(_FAILED, None)
+    return store, None
+
+
+def conversation_store(settings: Settings) -> ConversationStore | None:
+    """The store at ``LLMAPP_DATABASE_URL``, or None with an error shown: the
+    page then keeps its chat in this browser session only, and says that
+    nothing will be saved."""
+    store, error = open_store(settings)
+    if error is not None:
+        st.error(f"{error} Nothing will be saved: this chat is kept in this browser session "
+                 "only.", icon="🗄️")
+    return store
 
 
 def _select(conversation_id: str) -> None:

@@ -274,5 +274,9 @@ def render_rag_chat(store: ChatStore) -> None:
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
            retrieval: RetrievalSettings, params: GenerationParams = ANSWER_PARAMS) -> None:
     """Retrieve, stream a cited answer, show its sources, and store it."""
-    stream_reply(store, lambda: start_answer(kb, name, store, settings, params, retrieval),
+    from llmapp.ui.cache import bypass_button, cache_use
+
+    stream_reply(store, lambda: start_answer(kb, name, store, settings, params, retrieval,
+                                             cache=cache_use(settings)),
                  "Retrieving…", after=render_sources)
+    bypass_button(store)

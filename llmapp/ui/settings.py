@@ -96,10 +96,19 @@ def sidebar() -> Settings:
         _persistent_widget(st.text_input, "Model name", "OPENAI_COMPATIBLE_MODEL",
                            placeholder=config.COMPATIBLE_DEFAULT_MODEL)
         _key_form("OPENAI_COMPATIBLE_API_KEY", "Server API key (optional)")
-    with st.sidebar.expander("Storage", expanded=False):
-        st.caption("Conversations: a SQLite file by default, or a PostgreSQL database that "
-                   "outlives the machine (`postgresql://user:password@host:5432/dbname`).")
+    storage = st.sidebar.expander("Storage and cache", expanded=False)
+    with storage:
+        st.caption("Conversations and the response cache: a SQLite file by default, or a "
+                   "PostgreSQL database that outlives the machine "
+                   "(`postgresql://user:password@host:5432/dbname`).")
         _key_form("LLMAPP_DATABASE_URL", "Database URL", noun="URL")
+        _persistent_widget(st.selectbox, "Response cache", "LLMAPP_CACHE", "",
+                           options=("",) + config.CACHE_MODES,
+                           format_func=lambda v: v or "default (LLMAPP_CACHE)",
+                           help="semantic: a similar question (same meaning, checked word by "
+                                "word) gets the cached reply; exact: the same question only. "
+                                "Replies are cached for this browser session unless "
+                                "LLMAPP_CACHE_SCOPE is shared.")
     typed = {k: v for k, v in _values().items() if v not in ("", None, "auto")}
     try:
         settings = resolve(sidebar=typed, secrets=read_secrets())
@@ -107,6 +116,10 @@ def sidebar() -> Settings:
         st.sidebar.error(str(exc))
         st.error(f"A setting needs fixing before the model can run: {exc}")
         st.stop()
+    with storage:
+        from llmapp.ui.cache import clear_cache_button
+
+        clear_cache_button(settings)
     provider, reason = active_provider(settings)
     st.sidebar.caption(f"Model: **{provider.label}** · `{provider.model_name(settings)}`  \n"
                        f"Why: {reason}.")

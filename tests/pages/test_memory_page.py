@@ -176,3 +176,19 @@ def test_a_database_url_typed_in_the_sidebar_is_used_for_this_session(app, postg
     at.chat_input[0].set_value("Kept in Postgres").run()
     assert [c.title for c in ConversationStore(url).list()] == ["Kept in Postgres"]
     assert url.split(":")[2].split("@")[0] not in everything_shown(at)  # the password
+
+
+def test_asking_the_model_instead_of_the_cache_replaces_the_saved_reply(app, db_url, tmp_path):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    at.selectbox(key="memory_strategy").select("window").run()
+    at.number_input(key="memory_k").set_value(0).run()  # the same prompt each time
+    at.chat_input[0].set_value("Name a colour.").run()
+    at.chat_input[0].set_value("Name a colour.").run()
+    assert at.chat_message[-1].caption[-1].value.startswith("cached · exact")
+    [again] = [b for b in at.button if b.label == "Ask the model instead"]
+    again.click().run()
+    db = ConversationStore(tmp_path / "conversations.sqlite3")
+    [conv] = db.list()
+    saved = db.messages(conv.id)
+    assert [m.role for m in saved] == ["user", "assistant"] * 2
+    assert saved[-1].stats.cache == "miss"

@@ -103,3 +103,37 @@ def test_a_model_that_fails_to_load_is_a_message(app, tmp_path):
     assert not at.exception
     assert at.chat_message[0].markdown[0].value == "Hello?"
     assert "Could not load the local model from broken.gguf" in at.chat_message[1].error[0].value
+
+
+def test_a_repeated_prompt_is_answered_from_the_cache_and_can_be_asked_again(app):
+    """The key holds the history the model sees: the same first question, in
+    a cleared chat, is the same request."""
+    at = app(PAGE)
+    at.chat_input[0].set_value("Name two fruits.").run()
+    first = assistant_messages(at)[0].markdown[0].value
+    at.chat_input[0].set_value("And two vegetables?").run()
+    assert "TTFT" in assistant_messages(at)[-1].caption[-1].value  # new history: a miss
+    at.sidebar.button[-1].click().run()  # Clear chat
+    at.chat_input[0].set_value("name two fruits").run()
+    [second] = assistant_messages(at)
+    assert second.markdown[0].value == first
+    assert second.caption[-1].value.startswith("cached · exact · ")
+    [again] = [b for b in at.button if b.label == "Ask the model instead"]
+    again.click().run()
+    assert not at.exception
+    replies = assistant_messages(at)
+    assert len(replies) == 1 and "TTFT" in replies[-1].caption[-1].value
+    assert not [b for b in at.button if b.label == "Ask the model instead"]
+
+
+def test_the_cache_can_be_turned_off_and_cleared_in_the_sidebar(app):
+    at = app(PAGE)
+    at.chat_input[0].set_value("Name two fruits.").run()
+    [mode] = [s for s in at.sidebar.selectbox if s.label == "Response cache"]
+    mode.select("off").run()
+    at.sidebar.button[-1].click().run()  # Clear chat
+    at.chat_input[0].set_value("Name two fruits.").run()
+    assert "TTFT" in assistant_messages(at)[-1].caption[-1].value
+    [clear] = [b for b in at.sidebar.button if b.label == "Clear the response cache"]
+    clear.click().run()
+    assert "Cleared 1 cached replies." in texts(at)

@@ -1,0 +1,159 @@
+"""The response cache: the word check, the measured precision of semantic
+hits, the store on SQLite and PostgreSQL, the reply path, and the CLI."""
+
+import json
+import time
+
+import pytest
+
+from helpers import ROOT, compatible_settings, run_cli
+from llmapp.cache import CacheRequest, CacheUse, ResponseCache, normalize, same_request
+from llmapp.chat import ChatStore, start_reply
+from llmapp.errors import ConfigError
+from llmapp.providers import GenerationParams
+from llmapp.storage import Database
+
+PARAMS = GenerationParams(temperature=0.0, max_tokens=24)
+
+
+def pairs(name):
+    return [json.loads(line) for line in (ROOT / "tests" / "data" / name).read_text()
+            .splitlines()]
+
+
+def request(question, scope="session:a", **changes):
+    values = {"context": [{"role": "system", "content": "Be brief."}], "model": "local:m",
+              "params": {"temperature": 0.0}, "scope": scope, **changes}
+    return CacheRequest(question, **values)
+
+
+@pytest.fixture
+def cache(database_url):
+    c = ResponseCache(Database(database_url))
+    yield c
+    c.database.close()
+
+
+def test_questions_normalize_for_the_exact_key():
+    assert normalize("  What is   RAG?? ") == normalize("what is rag") == "what is rag"
+    assert request("What is RAG?").exact_key == request("what is  rag").exact_key
+    assert request("What is RAG?").exact_key != request("What is RAG?",
+                                                        model="local:other").exact_key
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("How do I open a bank account?", "How do I close a bank account?", False),
+    ("What is 12 times 7?", "What is 12 times 8?", False),
+    ("Convert 100 dollars to euros.", "Convert 100 euros to dollars.", False),
+    ("How do I turn on dark mode?", "How do I turn off dark mode?", False),
+    ("What is the capital of France?", "Which city is the capital of France?", True),
+    ("How do I sort a dictionary by value?", "How can I sort a dict by its values?", True),
+    ("How do I reverse a list in Python?", "How can I reverse a Python list?", True),
+])
+def test_the_word_check(a, b, same):
+    assert same_request(a, b) is same
+
+
+@pytest.mark.parametrize("name", ["cache_pairs.jsonl", "cache_pairs_heldout.jsonl"])
+def test_semantic_hits_at_the_default_threshold_are_precise(name, tmp_path):
+    """Each pair's first question is cached; the second is looked up. The
+    held-out set was written after the word check was fitted."""
+    rows = pairs(name)
+    assert len(rows) >= 40 and {r["same"] for r in rows} == {True, False}
+    cache = ResponseCache(Database(tmp_path / "c.sqlite3"))
+    hits = []
+    for i, row in enumerate(rows):
+        cache.put(request(row["a"], scope=f"pair:{i}"), "answer")
+        hit = cache.lookup(request(row["b"], scope=f"pair:{i}"), "semantic")
+        hits.append(hit is not None)
+    true_hits = sum(h and r["same"] for h, r in zip(hits, rows, strict=True))
+    precision = true_hits / max(sum(hits), 1)
+    recall = true_hits / sum(r["same"] for r in rows)
+    assert precision >= 0.97, precision
+    assert recall >= 0.5, recall  # it still earns its keep
+
+
+def test_exact_and_semantic_lookups_stay_in_their_scope_and_partition(cache):
+    cache.put(request("What is the capital of France?"), "Paris.")
+    hit = cache.lookup(request("what is the capital of france"), "exact")
+    assert (hit.answer, hit.kind, hit.similarity) == ("Paris.", "exact", 1.0)
+    assert cache.lookup(request("Which city is the capital of France?"), "exact") is None
+    hit = cache.lookup(request("Which city is the capital of France?"), "semantic")
+    assert hit.kind == "semantic" and 0.8 <= hit.similarity < 1.0
+    assert hit.question == "What is the capital of France?"
+    assert cache.lookup(request("What is the capital of Germany?"), "semantic") is None
+    # another session, model, system prompt or sampling never sees it
+    assert cache.lookup(request("What is the capital of France?", scope="session:b")) is None
+    assert cache.lookup(request("What is the capital of France?", model="openai:x")) is None
+    assert cache.lookup(request("What is the capital of France?", params={"temperature": 1})) \
+        is None
+    assert cache.lookup(request("What is the capital of France?",
+                                context=[{"role": "system", "content": "Be long."}])) is None
+    assert cache.lookup(request("anything"), "off") is None
+    with pytest.raises(ConfigError, match="must be one of off, exact, semantic"):
+        cache.lookup(request("anything"), "fuzzy")
+
+
+def test_entries_expire_and_can_be_cleared(cache):
+    cache.put(request("Old question?"), "old")
+    cache.ttl_s = 0.05
+    time.sleep(0.1)
+    assert cache.lookup(request("Old question?"), "exact") is None
+    cache.put(request("New question?"), "new")  # and the expired entry is deleted
+    cache.ttl_s = 3600
+    assert cache.count() == 1
+    cache.put(request("Other?", scope="session:b"), "x")
+    assert cache.clear("session:b") == 1 and cache.count() == 1
+    assert cache.clear() == 1 and cache.count() == 0
+    cache.put(request("Blank?"), "   ")
+    assert cache.count() == 0  # an empty answer is not cached
+
+
+def test_a_repeated_question_is_answered_from_the_cache(local_settings, tmp_path):
+    use = CacheUse(ResponseCache(Database(tmp_path / "c.sqlite3")), "semantic", "session:t")
+
+    def ask(question, system="Be brief."):
+        store = ChatStore()
+        store.add_user(question)
+        reply = start_reply(store, local_settings, PARAMS, system, cache=use)
+        return reply.stream.consume(), reply.stream.stats
+
+    text, first = ask("Name a colour.")
+    assert first.cache == "miss" and first.chunks > 1 and text
+    again, second = ask("name a colour")
+    assert (again, second.cache) == (text, "hit-exact")
+    assert second.summary().startswith("cached · exact · ")
+    assert second.total_s < first.total_s / 10
+    _, other = ask("Name a colour.", system="Answer in French.")
+    assert other.cache == "miss"
+    use.bypass = True
+    _, bypassed = ask("Name a colour.")
+    assert bypassed.cache == "miss" and bypassed.chunks > 1
+
+
+def test_the_openai_compatible_path_is_cached_too(llama_server, tmp_path):
+    settings = compatible_settings(llama_server)
+    use = CacheUse(ResponseCache(Database(tmp_path / "c.sqlite3")), "exact", "cli")
+    stats = []
+    for _ in range(2):
+        store = ChatStore()
+        store.add_user("Say hello.")
+        reply = start_reply(store, settings, PARAMS, "Be brief.", cache=use)
+        reply.stream.consume()
+        stats.append(reply.stream.stats)
+    assert [s.cache for s in stats] == ["miss", "hit-exact"]
+    assert stats[0].provider == stats[1].provider == "openai-compatible"
+
+
+def test_llmapp_chat_json_says_how_the_cache_answered(tmp_path):
+    env = {"LLMAPP_DATABASE_URL": f"sqlite:///{tmp_path}/c.sqlite3"}
+    args = ("chat", "What is the capital of France?", "--temperature", "0", "--max-tokens",
+            "24", "--json")
+    said = [json.loads(run_cli(*args, **env).stdout) for _ in range(2)]
+    assert [s["stats"]["cache"] for s in said] == ["miss", "hit-exact"]
+    assert said[0]["text"] == said[1]["text"] and said[0]["text"]
+    close = json.loads(run_cli("chat", "Which city is the capital of France?", "--temperature",
+                               "0", "--max-tokens", "24", "--json", **env).stdout)
+    assert close["stats"]["cache"] == "hit-semantic"
+    off = json.loads(run_cli(*args, "--cache", "off", **env).stdout)
+    assert off["stats"]["cache"] is None
