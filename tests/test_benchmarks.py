@@ -95,3 +95,12 @@ def test_retrieval_benchmark_compares_the_plain_pipeline_with_llmapp(tmp_path):
     pipelines = {(r["chunking"], r["retriever"]) for r in data["results"]}
     assert ("plain", "") in pipelines and ("markdown", "hybrid") in pipelines
     assert data["pages"] == 2 and data["questions"] == 1
+
+
+@pytest.mark.slow
+def test_cache_benchmark_measures_precision_and_speed():
+    out, data = bench("bench_cache.py", "cache.json", "--prompts", "1", "--max-tokens", "16")
+    assert "speed-up of a hit over the model" in out
+    rows = data["quality"]["cache_pairs.jsonl"]["rows"]
+    assert {(r["threshold"], r["word_check"]) for r in rows} >= {(0.8, True), (0.8, False)}
+    assert data["speed"]["ratio_exact"] > 1
