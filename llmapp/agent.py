@@ -40,8 +40,10 @@ class AgentEvent:
 
     Attributes:
         kind: ``tool_call``, ``tool_result``, ``token`` (a piece of the final
-            answer), ``answer`` (the whole final answer), ``limit``, or
-            ``no_tool`` (the router chose no tool; ``text`` says why).
+            answer), ``answer`` (the whole final answer), ``limit``,
+            ``no_tool`` (the router chose no tool; ``text`` says why), or
+            ``withdrawn`` (the safety filter withdrew the answer; ``text``
+            says why).
         name: the tool's name, for tool events.
         args: the tool call's arguments.
         text: a result, a token, the answer, or the limit message.

@@ -19,6 +19,7 @@ from llmapp.errors import LlmappError, ProviderError
 from llmapp.memory import Memory
 from llmapp.providers import GenerationParams, active_provider
 from llmapp.repetition import LoopGuard
+from llmapp.safety.guard import Guard, OutputMonitor, SafetyError
 from llmapp.settings import Settings
 from llmapp.streaming import ReplyStats, ReplyStream
 from llmapp.tokens import Budget, fit_to_window
@@ -51,6 +52,9 @@ class ChatMessage:
     sources: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     """For an agent's reply: its steps (tool calls, results, limits) as dicts."""
+    withheld: bool = False
+    """Never sent to the model: a message the safety filter blocked, or a
+    reply it withdrew (shown to the user, with the reason)."""
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -109,8 +113,18 @@ class ChatStore:
         return bool(self.messages) and self.messages[-1].role == "user"
 
     def history(self) -> list[dict[str, str]]:
-        """Messages for the model: failed replies are left out."""
-        return [{"role": m.role, "content": m.content} for m in self.messages if m.error is None]
+        """Messages for the model: failed replies, and what the safety filter
+        blocked or withdrew, are left out."""
+        return [{"role": m.role, "content": m.content} for m in self.messages
+                if m.error is None and not m.withheld]
+
+    def withhold_last_user(self) -> None:
+        """Mark the last user message as never to be sent to the model (the
+        safety filter blocked it); it stays in the transcript."""
+        for message in reversed(self.messages):
+            if message.role == "user":
+                message.withheld = True
+                return
 
 
 log = logging.getLogger(__name__)
@@ -138,9 +152,18 @@ class Reply:
         return [notice] if notice else []
 
     def message(self) -> ChatMessage:
-        """The finished reply, with stats and notices."""
+        """The finished reply, with stats and notices. A reply the safety
+        filter withdrew has no text, the reason as its notice, and is
+        withheld from the model."""
+        monitor = self.stream.monitor
+        if self.stream.withdrawn:
+            reason = monitor.verdict.reason("This reply") if monitor and monitor.verdict \
+                else "This reply was withdrawn by the safety filter."
+            return ChatMessage("assistant", "", stats=self.stream.stats,
+                               notices=[*self.notices, reason], withheld=True)
+        flags = [f"🛡️ Safety filter: {flag}." for flag in (monitor.flags if monitor else [])]
         return ChatMessage("assistant", self.stream.text, stats=self.stream.stats,
-                           notices=self.notices)
+                           notices=[*self.notices, *flags])
 
     def failed(self, error: ProviderError) -> ChatMessage:
         """The reply as a failure: the text so far and the error."""
@@ -154,8 +177,8 @@ SUMMARY_PARAMS = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=160)
 
 def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
                 system_prompt: str = "", memory: Memory | None = None,
-                summary_state: tuple[str, int] = ("", 0), cache: CacheUse | None = None
-                ) -> Reply:
+                summary_state: tuple[str, int] = ("", 0), cache: CacheUse | None = None,
+                guard: Guard | None = None, check_input: bool = True) -> Reply:
     """Prepare the next assistant reply to the conversation in ``store``.
 
     Counts tokens and chooses what history to send: with no ``memory``, the
@@ -164,6 +187,12 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
     (stage 4), and ``reply.budget`` is its :class:`~llmapp.memory.MemoryReport`.
     No request is sent until the stream is iterated, except the summary call
     of summary memory.
+
+    With ``guard`` (:mod:`llmapp.safety`), the last user message is checked
+    first (unless ``check_input`` is False: the caller checked it), and a
+    blocked one never reaches the model: it is withheld in ``store`` and
+    :class:`~llmapp.safety.SafetyError` is raised with the reason. The reply
+    is checked while it streams, and withdrawn if it turns unsafe.
 
     With ``cache`` (:mod:`llmapp.cache`), a cached answer to the same request
     (the last message, given everything else the model sees) streams at once
@@ -176,6 +205,9 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
             (:class:`~llmapp.errors.ContextOverflowError`).
         ConfigError: bad memory parameters.
     """
+    if guard is not None and guard.active and check_input:
+        check_last_user(store, guard)
+    monitor = OutputMonitor(guard) if guard is not None and guard.active else None
     provider, _ = active_provider(settings)
     try:
         counter = provider.token_counter(settings)
@@ -206,7 +238,8 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
             stats.cache, stats.cached_question = f"hit-{hit.kind}", hit.question
             stream = ReplyStream(lambda: iter([hit.answer]), stats,
                                  count_text=counter.count_text, exact_count=counter.exact,
-                                 on_finish=lambda done: _add_lookup_time(done, hit))
+                                 on_finish=lambda done: _add_lookup_time(done, hit),
+                                 monitor=monitor)
             return Reply(stream=stream, budget=budget)
         stats.cache = "miss"
     stream = ReplyStream(
@@ -218,8 +251,26 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         price=(info.usd_per_1m_input, info.usd_per_1m_output) if info else None,
         guard=LoopGuard(),
         on_finish=(lambda done: _remember(cache, request, done)) if request else None,
+        monitor=monitor,
     )
     return Reply(stream=stream, budget=budget)
+
+
+def check_last_user(store: ChatStore, guard: Guard, text: str | None = None) -> None:
+    """Check the last user message (or ``text``, e.g. a question before its
+    retrieved context is added) at the guard's level.
+
+    Raises:
+        SafetyError: blocked (the message is then withheld in ``store``), or
+            the text is empty or too long to check.
+    """
+    if text is None:
+        users = [m for m in store.messages if m.role == "user"]
+        text = users[-1].content if users else ""
+    verdict = guard.check(text)
+    if not verdict.allowed:
+        store.withhold_last_user()
+        raise SafetyError(verdict.reason("Your message"), verdict)
 
 
 def _cache_request(cache: CacheUse | None, messages: list[dict], provider: str, model: str,

@@ -125,6 +125,10 @@ CHROMA_PATH = ".llmapp/chroma"
 DATABASE_URL = "sqlite:///.llmapp/conversations.sqlite3"
 """Where conversations persist (stage 4), relative to the working directory."""
 
+SAFETY_LEVELS = ("adult", "teen", "child", "off")
+"""Safety filter levels (``LLMAPP_SAFETY_LEVEL``); the first is the default.
+What each blocks: :data:`llmapp.safety.taxonomy.LEVELS`."""
+
 CACHE_MODES = ("semantic", "exact", "off")
 """Response cache modes (``LLMAPP_CACHE``); the first is the default."""
 CACHE_SCOPES = ("session", "shared")

@@ -168,8 +168,7 @@ class ConversationStore:
             return
         now = time.time()
         stats = json.dumps(message.stats.to_dict()) if message.stats else None
-        extra = json.dumps({"sources": message.sources, "steps": message.steps}) \
-            if message.sources or message.steps else None
+        extra = _extra(message)
         with self.database.write() as conn:
             self._locked(conn, conversation_id)
             seq = conn.execute(select(func.coalesce(func.max(m.c.seq), -1) + 1)
@@ -198,6 +197,25 @@ class ConversationStore:
                 conn.execute(m.delete().where(m.c.conversation_id == conversation_id,
                                               m.c.seq == last.seq))
 
+    def withhold_last_user(self, conversation_id: str) -> None:
+        """Mark the conversation's last user message as never to be sent to
+        the model (the safety filter blocked it)."""
+        from sqlalchemy import select
+
+        from llmapp.storage.schema import messages as m
+
+        with self.database.write() as conn:
+            self._locked(conn, conversation_id)
+            last = conn.execute(select(m.c.seq, m.c.extra)
+                                .where(m.c.conversation_id == conversation_id,
+                                       m.c.role == "user")
+                                .order_by(m.c.seq.desc()).limit(1)).first()
+            if last is not None:
+                extra = {**json.loads(last.extra or "{}"), "withheld": True}
+                conn.execute(m.update().where(m.c.conversation_id == conversation_id,
+                                              m.c.seq == last.seq)
+                             .values(extra=json.dumps(extra)))
+
     def messages(self, conversation_id: str) -> list[ChatMessage]:
         """The stored messages, oldest first."""
         from sqlalchemy import select
@@ -213,7 +231,9 @@ class ConversationStore:
             more = json.loads(extra) if extra else {}
             out.append(ChatMessage(role, content,
                                    stats=ReplyStats(**json.loads(stats)) if stats else None,
-                                   sources=more.get("sources", []), steps=more.get("steps", [])))
+                                   notices=more.get("notices", []),
+                                   sources=more.get("sources", []), steps=more.get("steps", []),
+                                   withheld=more.get("withheld", False)))
         return out
 
     def load(self, conversation_id: str) -> PersistedChatStore:
@@ -240,6 +260,16 @@ class ConversationStore:
                          .values(summary=state[0], summarized=state[1]))
 
 
+def _extra(message: ChatMessage) -> str | None:
+    """The message's sources, tool steps, notices and safety mark as JSON, or
+    None when it has none."""
+    extra = {key: value for key, value in (("sources", message.sources),
+                                           ("steps", message.steps),
+                                           ("notices", message.notices),
+                                           ("withheld", message.withheld)) if value}
+    return json.dumps(extra) if extra else None
+
+
 class PersistedChatStore(ChatStore):
     """A :class:`~llmapp.chat.ChatStore` over one stored conversation: messages
     added to it, and summary memory's state, are saved as they come.
@@ -264,6 +294,11 @@ class PersistedChatStore(ChatStore):
         if getattr(self, "db", None) is not None and state != getattr(self, "_summary_state", None):
             self.db.save_summary_state(self.conversation_id, state)
         self._summary_state = state
+
+    def withhold_last_user(self) -> None:
+        """Mark the last user message withheld, here and in the database."""
+        super().withhold_last_user()
+        self.db.withhold_last_user(self.conversation_id)
 
     def drop_last_reply(self) -> None:
         """Remove the last reply here and in the database."""

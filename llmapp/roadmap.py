@@ -49,6 +49,30 @@ STAGES: tuple[Stage, ...] = (
           "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
 )
 
-PRODUCTION_PIECES = ("safety filter", "prompt templates and example selectors",
-                     "output formatting", "cache", "evaluation")
-"""What a production LLM system adds around the stages; not built yet."""
+@dataclass(frozen=True)
+class Piece:
+    """A production piece of an LLM system, around the stages.
+
+    Attributes:
+        name: what the field calls it.
+        page: where it shows, or None.
+        status: what is built, in a few words.
+    """
+
+    name: str
+    page: str | None
+    status: str
+
+
+PRODUCTION_PIECES = (
+    Piece("Safety filter", "pages/7_Guardrails.py",
+          "input and output checks at child, teen and adult levels; protected phrases; "
+          "instructions in documents fenced"),
+    Piece("Cache", None, "exact and semantic, on every chat page and `llmapp chat` (sidebar: "
+          "Storage and cache)"),
+    Piece("Prompt templates and example selectors", "pages/2_Prompt_Chains.py", "stage 2"),
+    Piece("Output formatting", "pages/2_Prompt_Chains.py", "structured JSON output, stage 2"),
+    Piece("Evaluation", None, "retrieval metrics (`llmapp eval retrieval`); answer grading and "
+          "its page are not built yet"),
+)
+"""What a production LLM system adds around the stages, and what is built."""

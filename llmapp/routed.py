@@ -34,6 +34,7 @@ from llmapp.agent import EMPTY_ANSWER, AgentEvent, build_agent, run_agent
 from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams, active_provider
 from llmapp.routing import SemanticRouter, tool_choice
+from llmapp.safety.guard import Guard, SafetyError
 from llmapp.settings import Settings
 from llmapp.tools import ToolError, guide_of, run_tool
 
@@ -316,16 +317,40 @@ def _answer(settings: Settings, params: GenerationParams,
 
 def run_with_tools(settings: Settings, tools: Mapping[str, BaseTool], question: str, *,
                    params: GenerationParams, history: Sequence[Mapping[str, str]] = (),
-                   max_model_calls: int = 6, max_tool_calls: int = 8) -> Iterator[AgentEvent]:
+                   max_model_calls: int = 6, max_tool_calls: int = 8,
+                   guard: Guard | None = None) -> Iterator[AgentEvent]:
     """Answer ``question`` with ``tools``, the way these settings say
     (:func:`llmapp.routing.tool_choice`): the router path of this module, or
     the model's own tool calls (:func:`llmapp.agent.run_agent`). Pages, the
     CLI and the benchmark call this one function.
 
+    With ``guard``, the question is checked before anything runs, and the
+    final answer when it is complete: a blocked answer is followed by a
+    ``withdrawn`` event with the reason.
+
     Raises:
+        SafetyError: the guard blocked the question.
         ProviderError: the model failed (also when it fails inside the agent graph).
         LlmappError: a bad setting.
     """
+    if guard is not None and guard.active:
+        verdict = guard.check(question)
+        if not verdict.allowed:
+            raise SafetyError(verdict.reason("Your message"), verdict)
+    answer = ""
+    for event in _run_with_tools(settings, tools, question, params=params, history=history,
+                                 max_model_calls=max_model_calls, max_tool_calls=max_tool_calls):
+        answer = event.text if event.kind == "answer" else answer
+        yield event
+    if guard is not None and guard.active and answer.strip():
+        verdict = guard.check(answer, output=True)
+        if not verdict.allowed:
+            yield AgentEvent("withdrawn", text=verdict.reason("This reply"))
+
+
+def _run_with_tools(settings: Settings, tools: Mapping[str, BaseTool], question: str, *,
+                    params: GenerationParams, history: Sequence[Mapping[str, str]],
+                    max_model_calls: int, max_tool_calls: int) -> Iterator[AgentEvent]:
     if tool_choice(settings)[0] == "router":
         yield from run_routed_agent(settings, tools, question, params=params, history=history,
                                     max_model_calls=max_model_calls,
@@ -372,5 +397,7 @@ def run_summary(events: Iterator[AgentEvent] | Sequence[AgentEvent]) -> dict[str
             answer = event.text
         elif event.kind == "limit":
             stopped = event.text
+        elif event.kind == "withdrawn":
+            answer, stopped = "", event.text
     results = [s["result"] for s in steps if s.pop("plain", False)]
     return {"answer": answer, "steps": steps, "results": results, "stopped": stopped}

@@ -146,6 +146,15 @@ SPECS: dict[str, Spec] = {
                              "seconds a cached reply is served"),
     "LLMAPP_CACHE_THRESHOLD": Spec("cache_threshold", _positive_float, config.CACHE_THRESHOLD,
                                    "least cosine similarity for a semantic cache hit"),
+    "LLMAPP_SAFETY_LEVEL": Spec("safety_level", lambda raw: _choice(raw, config.SAFETY_LEVELS),
+                                config.SAFETY_LEVELS[0],
+                                "safety filter strength: adult (default), teen, child or off"),
+    "LLMAPP_GUARD_MODEL": Spec("guard_model", _text, "",
+                               "a guard model on the OpenAI-compatible server, e.g. "
+                               "llama-guard3, checking beside the offline checker"),
+    "LLMAPP_PHRASE_ACTION": Spec("phrase_action", lambda raw: _choice(raw, ("flag", "block")),
+                                 "flag", "what a protected phrase in a reply does: flag or "
+                                 "block"),
     "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
                             "local (all-MiniLM-L6-v2, offline) or openai"),
     "LLMAPP_CHROMA_PATH": Spec("chroma_path", _text, config.CHROMA_PATH,
@@ -190,6 +199,9 @@ class Settings:
     cache_scope: str = config.CACHE_SCOPES[0]
     cache_ttl_s: float = config.CACHE_TTL_S
     cache_threshold: float = config.CACHE_THRESHOLD
+    safety_level: str = config.SAFETY_LEVELS[0]
+    guard_model: str = ""
+    phrase_action: str = "flag"
     embedder: str = "local"
     chroma_path: str = config.CHROMA_PATH
     chroma_host: str = ""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from langchain_core.messages import BaseMessageChunk
+from langchain_core.messages import BaseMessage, BaseMessageChunk
 
 from llmapp.errors import ProviderError
 from llmapp.repetition import LoopGuard
@@ -39,7 +39,8 @@ class ReplyStats:
         cost_usd: estimated price in US dollars (OpenAI models), else None.
         chunks: text chunks received.
         stopped: why llmapp ended the reply early, or None; ``"repetition"``
-            when it began repeating itself (:class:`~llmapp.repetition.LoopGuard`).
+            when it began repeating itself (:class:`~llmapp.repetition.LoopGuard`),
+            ``"safety"`` when the safety filter withdrew it.
         cache: ``"miss"``, ``"hit-exact"`` or ``"hit-semantic"`` when the
             response cache was asked, None when it is off.
         cached_question: for a semantic hit, the cached question it matched.
@@ -86,6 +87,8 @@ class ReplyStats:
         parts.append(f"{self.model} ({self.provider})")
         if self.stopped == "repetition":
             parts.append("stopped: it began repeating itself")
+        if self.stopped == "safety":
+            parts.append("withdrawn by the safety filter")
         return " · ".join(parts)
 
 
@@ -107,6 +110,10 @@ class ReplyStream(Iterator[str]):
         clock: a monotonic clock in seconds (for tests).
         on_finish: called with the stream when it ends by itself (not when
             it fails or is closed early), e.g. to cache the reply.
+        monitor: an output check with ``feed(piece) -> bool`` and
+            ``finish() -> bool`` (:class:`~llmapp.safety.guard.OutputMonitor`);
+            True withdraws the reply: the stream ends without that piece,
+            ``stats.stopped == "safety"`` and ``withdrawn`` is True.
 
     Raises (while iterating):
         ProviderError: whatever the provider raised, translated.
@@ -124,7 +131,9 @@ class ReplyStream(Iterator[str]):
         guard: LoopGuard | None = None,
         clock: Callable[[], float] = time.perf_counter,
         on_finish: Callable[[ReplyStream], None] | None = None,
+        monitor=None,
     ) -> None:
+        self.monitor = monitor
         self._open = chunks
         self._on_finish = on_finish
         self._it: Iterator[BaseMessageChunk] | None = None
@@ -147,6 +156,11 @@ class ReplyStream(Iterator[str]):
         """The text received so far."""
         return "".join(self._parts)
 
+    @property
+    def withdrawn(self) -> bool:
+        """True when the output check withdrew the reply."""
+        return self.stats.stopped == "safety"
+
     def __iter__(self) -> ReplyStream:
         return self
 
@@ -163,6 +177,8 @@ class ReplyStream(Iterator[str]):
             try:
                 chunk = next(self._it)
             except StopIteration:
+                if self.monitor is not None and self.monitor.finish():
+                    self.stats.stopped = "safety"
                 self._finish()
                 raise
             except Exception as exc:
@@ -176,8 +192,13 @@ class ReplyStream(Iterator[str]):
                 self.stats.usage_source = "reported"
             # langchain-core 1.x returns a str subclass from .text; st.write_stream
             # renders only exact str as Markdown.
-            text = str(chunk.text if isinstance(chunk, BaseMessageChunk) else chunk)
+            # A model without streaming yields one whole message (a BaseMessage).
+            text = str(chunk.text if isinstance(chunk, BaseMessage) else chunk)
             if text:
+                if self.monitor is not None and self.monitor.feed(text):
+                    self.stats.stopped = "safety"
+                    self._stop()
+                    raise StopIteration
                 if self._first is None:
                     self._first = now
                 self._last_text = now

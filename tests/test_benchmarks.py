@@ -104,3 +104,12 @@ def test_cache_benchmark_measures_precision_and_speed():
     rows = data["quality"]["cache_pairs.jsonl"]["rows"]
     assert {(r["threshold"], r["word_check"]) for r in rows} >= {(0.8, True), (0.8, False)}
     assert data["speed"]["ratio_exact"] > 1
+
+
+@pytest.mark.slow
+def test_safety_benchmark_reports_each_level():
+    out, data = bench("bench_safety.py", "safety.json", "--repeats", "1")
+    assert "unsafe blocked" in out and "offline check: p50" in out
+    assert set(data["levels"]) == {"child", "teen", "adult", "off"}
+    assert data["levels"]["off"]["unsafe_blocked"] == 0
+    assert data["texts"] >= 150

@@ -5,8 +5,8 @@ import json
 import time
 
 import pytest
-
 from helpers import ROOT, compatible_settings, run_cli
+
 from llmapp.cache import CacheRequest, CacheUse, ResponseCache, normalize, same_request
 from llmapp.chat import ChatStore, start_reply
 from llmapp.errors import ConfigError

@@ -11,6 +11,7 @@
     llmapp chain structured|sequential|density|thought|skeleton TEXT [--schema] [--rounds]
     llmapp eval retrieval QUESTIONS.jsonl [--collection] [--k 5] [--compare ...] [--json]
     llmapp db upgrade|status [--url URL]
+    llmapp guard TEXT [--level child|teen|adult|off] [--output] [--json]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -48,14 +49,14 @@ class IntermixedParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand: one module per command group
     (:mod:`llmapp.cli.chat`, :mod:`llmapp.cli.rag`, :mod:`llmapp.cli.tools`,
-    :mod:`llmapp.cli.db`)."""
-    from llmapp.cli import chat, db, rag, tools
+    :mod:`llmapp.cli.db`, :mod:`llmapp.cli.safety`)."""
+    from llmapp.cli import chat, db, rag, safety, tools
 
     parser = IntermixedParser(prog="llmapp",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (chat, rag, tools, db):
+    for group in (chat, rag, tools, db, safety):
         group.register(sub)
     return parser
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llmapp import config
 from llmapp.chat import ChatStore, start_reply
-from llmapp.cli.common import provider_args, settings_from
+from llmapp.cli.common import cli_guard, provider_args, settings_from
 from llmapp.errors import ConfigError
 from llmapp.providers import PROVIDERS, GenerationParams, active_provider
 
@@ -61,18 +61,22 @@ def cmd_chat(args: argparse.Namespace) -> int:
     store = ChatStore()
     store.add_user(args.prompt)
     reply = start_reply(store, settings, params, args.system,
-                        cache=_cache_use(settings, args.cache or settings.cache_mode))
+                        cache=_cache_use(settings, args.cache or settings.cache_mode),
+                        guard=cli_guard(settings))
     for notice in reply.notices:
         print(f"note: {notice}", file=sys.stderr)
     if args.json:
-        text = reply.stream.consume()
-        print(json.dumps({"text": text, "stats": reply.stream.stats.to_dict()},
-                         ensure_ascii=False))
+        reply.stream.consume()
+        message = reply.message()
+        print(json.dumps({"text": message.content, "stats": reply.stream.stats.to_dict(),
+                          "notices": message.notices}, ensure_ascii=False))
         return 0
     for text in reply.stream:
         sys.stdout.write(text)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    for notice in reply.message().notices[len(reply.notices):]:
+        print(f"note: {notice}", file=sys.stderr)
     if not args.quiet:
         print(reply.stream.stats.summary(), file=sys.stderr)
     return 0

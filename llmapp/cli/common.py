@@ -32,6 +32,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def cli_guard(settings: Settings):
+    """The safety filter for a command (``LLMAPP_SAFETY_LEVEL``), with the
+    protected phrases of the database when it opens; None at level off."""
+    import sys
+
+    from llmapp.safety import guard_for
+    from llmapp.safety.phrases import load_phrases
+    from llmapp.storage import Database, StoreError
+
+    if settings.safety_level == "off":
+        return None
+    try:
+        phrases = load_phrases(Database(settings.database_url.get_secret_value()))
+    except StoreError as exc:
+        print(f"note: protected phrases unavailable: {exc}", file=sys.stderr)
+        phrases = []
+    return guard_for(settings, phrases)
+
+
 def reply_stats(message) -> str:
     """A stored reply's stats line, or ""."""
     return message.stats.summary() if message.stats else ""

@@ -12,6 +12,7 @@ from pathlib import Path
 from llmapp import config
 from llmapp.chat import ChatStore
 from llmapp.cli.common import (
+    cli_guard,
     collection_arg,
     provider_args,
     reply_stats,
@@ -155,11 +156,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
     rag = start_answer(knowledge_base(settings), args.collection, store, settings, params,
                        RetrievalSettings(k=args.k, retriever=args.retriever,
-                                         max_per_source=args.max_per_source))
+                                         max_per_source=args.max_per_source),
+                       guard=cli_guard(settings))
     for text in rag.reply.stream:
         sys.stdout.write(text)
         sys.stdout.flush()
     message = rag.message()
+    for notice in message.notices:
+        print(f"note: {notice}", file=sys.stderr)
     print("\n\nSources:")
     for s in message.sources:
         mark = {"model": "cited", "matched": "matched by llmapp", "": "not used"}[s["cited"]]

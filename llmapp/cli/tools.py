@@ -7,7 +7,7 @@ import json
 import sys
 
 from llmapp import config
-from llmapp.cli.common import collection_arg, provider_args, settings_from
+from llmapp.cli.common import cli_guard, collection_arg, provider_args, settings_from
 from llmapp.errors import ConfigError
 from llmapp.providers import GenerationParams
 
@@ -61,7 +61,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     events = run_with_tools(settings, {t: tools[t] for t in args.tools}, args.question,
                             params=GenerationParams(temperature=0.2, max_tokens=args.max_tokens),
                             max_model_calls=args.max_model_calls,
-                            max_tool_calls=args.max_tool_calls)
+                            max_tool_calls=args.max_tool_calls, guard=cli_guard(settings))
     if args.json:
         print(json.dumps(run_summary(events), ensure_ascii=False, indent=1))
         return 0
@@ -88,6 +88,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 sys.stdout.write(event.text)
         elif event.kind == "limit":
             print(f"stopped: {event.text}", file=sys.stderr)
+        elif event.kind == "withdrawn":
+            print(f"\nwithdrawn: {event.text}", file=sys.stderr)
     sys.stdout.write("\n" + "".join(f"= {r}\n" for r in results))
     return 0 if answered else 1
 

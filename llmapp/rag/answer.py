@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from llmapp.cache import CacheUse
-from llmapp.chat import ChatMessage, ChatStore, Reply, start_reply
+from llmapp.chat import ChatMessage, ChatStore, Reply, check_last_user, start_reply
 from llmapp.providers import GenerationParams
 from llmapp.rag import RagError
 from llmapp.rag.store import Hit, KnowledgeBase
+from llmapp.safety.guard import Guard
+from llmapp.safety.injection import fence, injection_signs
 from llmapp.settings import Settings
 
 SYSTEM_PROMPT = "You answer questions from the numbered context you are given, and cite it."
@@ -67,11 +69,16 @@ class RetrievalSettings:
 
 
 def format_context(hits: Sequence[Hit]) -> str:
-    """The numbered context block: ``[n] (source, page p)\\ntext`` per hit."""
+    """The numbered context block: ``[n] (source, page p)\\ntext`` per hit; a
+    chunk with instructions to the model in it is fenced as quoted data
+    (:func:`llmapp.safety.injection.fence`)."""
     blocks = []
     for n, hit in enumerate(hits, start=1):
         page = f", page {hit.page}" if hit.page else ""
-        blocks.append(f"[{n}] ({hit.source}{page})\n{hit.context.strip()}")
+        text = hit.context.strip()
+        if injection_signs(text):
+            text = fence(text)
+        blocks.append(f"[{n}] ({hit.source}{page})\n{text}")
     return "\n\n".join(blocks)
 
 
@@ -137,7 +144,7 @@ class RagReply:
         return [{"n": n, "source": h.source, "page": h.page, "index": h.index,
                  "score": round(h.score, 3), "text": h.context,
                  "section": h.section, "found_by": h.found_by,
-                 "cited": how if n in cited else ""}
+                 "cited": how if n in cited else "", "injection": injection_signs(h.context)}
                 for n, h in enumerate(self.hits, start=1)]
 
     @property
@@ -157,18 +164,20 @@ class RagReply:
     def message(self) -> ChatMessage:
         """The finished answer with its sources."""
         message = self.reply.message()
-        message.sources = self.sources(message.content)
+        message.sources = [] if message.withheld else self.sources(message.content)
         return message
 
 
 def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings: Settings,
                  params: GenerationParams, retrieval: RetrievalSettings = RetrievalSettings(),
-                 cache: CacheUse | None = None) -> RagReply:
+                 cache: CacheUse | None = None, guard: Guard | None = None) -> RagReply:
     """Retrieve for the last user message of ``store`` and prepare a cited,
     streamed answer. Earlier turns go first, within the context budget.
 
     With ``cache``, the request is the question asked of these very chunks:
     a similar question that retrieves other chunks is not served the answer.
+    With ``guard``, the question is checked before anything is retrieved, and
+    the answer while it streams (see :func:`~llmapp.chat.start_reply`).
 
     Raises:
         RagError: nothing to search, or nothing retrieved above the threshold.
@@ -178,6 +187,8 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
     if not history or history[-1]["role"] != "user":
         raise RagError("There is no question to answer.")
     question = history[-1]["content"]
+    if guard is not None and guard.active:
+        check_last_user(store, guard, question)
     hits = kb.search(collection, question, retrieval.k, mmr=retrieval.mmr,
                      score_threshold=retrieval.score_threshold, sources=retrieval.sources,
                      retriever=retrieval.retriever, max_per_source=retrieval.max_per_source)
@@ -190,5 +201,5 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
     if cache is not None:
         cache = replace(cache, question=question,
                         extra=[collection, [[h.source, h.page, h.index] for h in hits]])
-    return RagReply(start_reply(prompt, settings, params, SYSTEM_PROMPT, cache=cache), hits,
-                    kb.embedder)
+    return RagReply(start_reply(prompt, settings, params, SYSTEM_PROMPT, cache=cache,
+                                guard=guard, check_input=False), hits, kb.embedder)

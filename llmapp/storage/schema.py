@@ -55,3 +55,11 @@ response_cache = Table(
     Index("ix_response_cache_exact", "scope", "exact_key"),
     Index("ix_response_cache_partition", "scope", "partition_key"),
 )
+
+protected_phrases = Table(
+    "protected_phrases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("phrase", Text, nullable=False),
+    Column("owner", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+)

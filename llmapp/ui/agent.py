@@ -16,6 +16,7 @@ from llmapp import config
 from llmapp.agent import AgentEvent
 from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
+from llmapp.safety import SafetyError
 from llmapp.providers import GenerationParams, active_provider
 from llmapp.rag.store import DEFAULT_COLLECTION
 from llmapp.routed import run_with_tools
@@ -150,12 +151,16 @@ def _render_step(step: dict) -> None:
 
 
 def render_agent_chat(store: ChatStore) -> None:
-    """The transcript, each agent reply with its steps."""
+    """The transcript, each agent reply with its steps; under a blocked
+    message, the box to edit it."""
+    from llmapp.ui.safety import edit_blocked
+
     for message in store:
         with st.chat_message(message.role):
             render_steps(message.steps)
             render_body(message)
             render_results(message.steps)
+    edit_blocked(store)
 
 
 def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls: int,
@@ -163,9 +168,12 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
     """Run the agent on the last user message; steps render live into a
     status block, the answer streams as Markdown; all is kept in ``store``.
     Who picks the tools follows :func:`llmapp.routing.tool_choice`."""
+    from llmapp.ui.safety import edit_blocked, page_guard
+
     history = store.history()
     question = history[-1]["content"]
     steps: list[dict] = []
+    withdrawn = ""
     with st.chat_message("assistant"):
         try:
             status = st.status("Thinking…", expanded=True)
@@ -174,7 +182,12 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
             answer = ""
             for event in run_with_tools(settings, tools, question, params=params,
                                         history=history[:-1], max_model_calls=max_model_calls,
-                                        max_tool_calls=max_tool_calls):
+                                        max_tool_calls=max_tool_calls,
+                                        guard=page_guard(settings)):
+                if event.kind == "withdrawn":
+                    withdrawn = event.text
+                    answer_box.warning(withdrawn, icon="🛡️")
+                    continue
                 answer = _show(event, status, answer_box, tokens, steps) or answer
             calls = sum(s["kind"] == "tool_call" for s in steps)
             stopped = any(s["kind"] == "limit" for s in steps)
@@ -182,10 +195,20 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
                           expanded=False)
             render_results(steps)
             message = ChatMessage("assistant", answer or "".join(tokens), steps=steps)
+            if withdrawn:
+                message = ChatMessage("assistant", "", steps=steps, notices=[withdrawn],
+                                      withheld=True)
+        except SafetyError as exc:
+            store.withhold_last_user()
+            status.update(label="Not sent: the safety filter blocked it", state="error",
+                          expanded=False)
+            message = ChatMessage("assistant", "", error=str(exc))
+            st.error(str(exc), icon="🛡️")
         except LlmappError as exc:
             message = ChatMessage("assistant", "", error=str(exc), steps=steps)
             st.error(str(exc), icon="⚠️")
     store.add(message)
+    edit_blocked(store)
     return message
 
 

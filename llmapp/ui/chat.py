@@ -23,15 +23,30 @@ def chat_store(name: str) -> ChatStore:
     return st.session_state.setdefault(f"_llmapp_chat_{name}", ChatStore())
 
 
+def _notice(text: str) -> None:
+    st.caption(text if text.startswith("🛡️") else f"ℹ️ {text}")
+
+
 def render_body(message: ChatMessage) -> None:
-    for notice in message.notices:
-        st.caption(f"ℹ️ {notice}")
+    withdrawn = message.withheld and message.role == "assistant"
+    for notice in message.notices[:-1] if withdrawn else message.notices:
+        _notice(notice)
+    if withdrawn and message.notices:
+        st.warning(message.notices[-1], icon="🛡️")
     if message.content:
         st.markdown(message.content)
+    if message.withheld and message.role == "user":
+        st.caption("🛡️ Not sent to the model: the safety filter blocked it.")
     if message.error:
         st.error(message.error, icon="⚠️")
     if message.stats is not None:
         st.caption(message.stats.summary())
+
+
+def _blocked(store: ChatStore) -> bool:
+    """True when the last reply is the safety filter's refusal of the user's
+    message (edited and sent again, not retried as it is)."""
+    return len(store) >= 2 and store.messages[-2].withheld
 
 
 def render_message(message: ChatMessage) -> None:
@@ -44,13 +59,15 @@ def render_chat(store: ChatStore) -> None:
     """Draw the stored transcript; under a failed reply, offer Retry; under a
     cached one, "Ask the model instead"."""
     from llmapp.ui.cache import bypass_button
+    from llmapp.ui.safety import edit_blocked
 
     for message in store:
         render_message(message)
     last = store.messages[-1] if len(store) else None
-    if last is not None and last.error is not None:
+    if last is not None and last.error is not None and not _blocked(store):
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
                   help="Send your last message again.")
+    edit_blocked(store)
     bypass_button(store)
 
 
@@ -79,9 +96,11 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
                                   retryable=getattr(exc, "retryable", False))
         else:
             for notice in reply.notices:
-                st.caption(f"ℹ️ {notice}")
+                _notice(notice)
+            shown = st.empty()
             try:
-                st.write_stream(coalesce(reply.stream))
+                with shown.container():
+                    st.write_stream(coalesce(reply.stream))
             except ProviderError as exc:
                 message = reply.failed(exc)
             else:
@@ -90,6 +109,11 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
                 # A rerun or a page switch stops the script mid-stream: free
                 # the shared local model now rather than at garbage collection.
                 reply.stream.close()
+            if message.withheld:  # withdrawn by the safety filter: take back what was shown
+                shown.warning(message.notices[-1], icon="🛡️")
+            else:
+                for notice in message.notices[len(reply.notices):]:
+                    _notice(notice)
             if message.stats is not None:
                 st.caption(message.stats.summary())
             if after is not None:
@@ -111,10 +135,11 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
     ``store.last_budget`` are updated. Never raises an
     :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
     from llmapp.ui.cache import bypass_button, cache_use
+    from llmapp.ui.safety import edit_blocked, page_guard
 
     def start():
         reply = start_reply(store, settings, params, system_prompt, memory, store.summary_state,
-                            cache=cache_use(settings))
+                            cache=cache_use(settings), guard=page_guard(settings))
         store.last_budget = reply.budget
         return reply
 
@@ -123,8 +148,9 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
     message, reply = stream_reply(store, start, busy)
     if memory is not None and reply is not None and message.error is None:
         store.summary_state = reply.budget.summary_state
-    if message.error:
+    if message.error and not _blocked(store):
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
                   help="Send your last message again.")
+    edit_blocked(store)
     bypass_button(store)
     return message

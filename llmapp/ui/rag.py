@@ -251,22 +251,35 @@ def render_sources(message: ChatMessage) -> None:
         page = f", page {s['page']}" if s["page"] else ""
         mark = {"model": "✅ cited", "matched": "🔗 matched", "": "not used"}[s["cited"]]
         found = FOUND_BY.get(s.get("found_by", "dense"), "")
+        signs = s.get("injection") or []
+        warn = " · ⚠️ instructions to the model" if signs else ""
         with st.expander(f"[{s['n']}] {s['source']}{page}, chunk {s['index']} · "
-                         f"similarity {s['score']:.2f} · {found} · {mark}"):
+                         f"similarity {s['score']:.2f} · {found} · {mark}{warn}"):
+            if signs:
+                st.warning(f"This chunk carries instructions to the model ({', '.join(signs)}). "
+                           "It was fenced in the prompt as data, and the model was told not "
+                           "to follow it.", icon="🛡️")
             if s.get("section"):
                 st.caption(s["section"])
             st.text(s["text"])
 
 
 def render_rag_chat(store: ChatStore) -> None:
-    """The transcript with each answer's sources."""
+    """The transcript with each answer's sources; Retry under a failed
+    answer, the edit box under a blocked question, "Ask the model instead"
+    under a cached answer."""
+    from llmapp.ui.cache import bypass_button
+    from llmapp.ui.safety import edit_blocked
+
     for message in store:
         with st.chat_message(message.role):
             render_body(message)
             render_sources(message)
     last = store.messages[-1] if len(store) else None
-    if last is not None and last.error is not None:
+    if last is not None and last.error is not None and not store.messages[-2].withheld:
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply)
+    edit_blocked(store)
+    bypass_button(store)
 
 
 
@@ -275,8 +288,10 @@ def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
            retrieval: RetrievalSettings, params: GenerationParams = ANSWER_PARAMS) -> None:
     """Retrieve, stream a cited answer, show its sources, and store it."""
     from llmapp.ui.cache import bypass_button, cache_use
+    from llmapp.ui.safety import edit_blocked, page_guard
 
     stream_reply(store, lambda: start_answer(kb, name, store, settings, params, retrieval,
-                                             cache=cache_use(settings)),
+                                             cache=cache_use(settings), guard=page_guard(settings)),
                  "Retrieving…", after=render_sources)
+    edit_blocked(store)
     bypass_button(store)

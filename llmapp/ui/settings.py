@@ -96,6 +96,12 @@ def sidebar() -> Settings:
         _persistent_widget(st.text_input, "Model name", "OPENAI_COMPATIBLE_MODEL",
                            placeholder=config.COMPATIBLE_DEFAULT_MODEL)
         _key_form("OPENAI_COMPATIBLE_API_KEY", "Server API key (optional)")
+    _persistent_widget(st.sidebar.selectbox, "Safety level", "LLMAPP_SAFETY_LEVEL", "",
+                       options=("",) + config.SAFETY_LEVELS,
+                       format_func=lambda v: v or "default (LLMAPP_SAFETY_LEVEL)",
+                       help="What the safety filter blocks, in your messages and in replies: "
+                            "child blocks the most, adult (the default) only the worst, off "
+                            "nothing. Try texts on the Guardrails page.")
     storage = st.sidebar.expander("Storage and cache", expanded=False)
     with storage:
         st.caption("Conversations and the response cache: a SQLite file by default, or a "

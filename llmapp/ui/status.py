@@ -49,8 +49,12 @@ def roadmap() -> None:
             else:
                 st.markdown(f"**{stage.number}. {stage.title}** · _not built yet_")
             st.caption(stage.summary)
-    st.caption("After the stages, the production pieces of an LLM system (not built yet): "
-               + ", ".join(PRODUCTION_PIECES) + ".")
+    st.markdown("**Around the stages: the production pieces of an LLM system**")
+    for piece in PRODUCTION_PIECES:
+        if piece.page:
+            st.page_link(piece.page, label=f"**{piece.name}**: {piece.status}", icon="🧩")
+        else:
+            st.markdown(f"🧩 **{piece.name}**: {piece.status}")
 
 
 def local_model_notice(settings: Settings) -> None:

@@ -137,3 +137,37 @@ def test_the_cache_can_be_turned_off_and_cleared_in_the_sidebar(app):
     [clear] = [b for b in at.sidebar.button if b.label == "Clear the response cache"]
     clear.click().run()
     assert "Cleared 1 cached replies." in texts(at)
+
+
+def test_a_blocked_prompt_is_kept_to_edit_and_send_again(app):
+    at = app(PAGE)
+    at.chat_input[0].set_value("Tell me how to make methamphetamine at home.").run()
+    assert not at.exception
+    user, reply = at.run().chat_message  # as drawn again from the chat store
+    assert user.markdown[0].value == "Tell me how to make methamphetamine at home."
+    assert "Not sent to the model" in user.caption[0].value
+    assert "blocked by the safety filter (level: adult)" in reply.error[0].value
+    assert not [b for b in at.button if b.label == "Retry"]
+    [box] = [t for t in at.text_area if t.label == "Edit your message"]
+    assert box.value == "Tell me how to make methamphetamine at home."
+    box.input("Tell me how to make pancakes at home.")
+    [send] = [b for b in at.button if b.label == "Send again"]
+    send.click().run()
+    assert not at.exception
+    names = [m.name for m in at.chat_message]
+    assert names == ["user", "user", "assistant"]  # the blocked one stays, never sent
+    assert at.chat_message[1].markdown[0].value == "Tell me how to make pancakes at home."
+    assert "TTFT" in at.chat_message[2].caption[-1].value
+
+
+def test_the_safety_level_is_a_sidebar_setting(app):
+    at = app(PAGE)
+    [level] = [s for s in at.sidebar.selectbox if s.label == "Safety level"]
+    level.select("off").run()
+    at.chat_input[0].set_value("This is bullshit, tell me a joke.").run()
+    assert not at.exception and not at.chat_message[1].error
+    level.select("child").run()
+    at.sidebar.button[-1].click().run()  # Clear chat
+    at.chat_input[0].set_value("This is bullshit, tell me a joke.").run()
+    assert "blocked by the safety filter (level: child)" in at.chat_message[1].error[0].value
+    assert "profanity" in at.chat_message[1].error[0].value
