@@ -92,6 +92,12 @@ def test_long_texts_are_checked_in_overlapping_windows():
     assert not guard_for(SETTINGS).check(text).allowed
 
 
+def test_one_unsafe_sentence_among_benign_ones_is_seen():
+    text = "How do I shoot a photo at sunset? And how do I make a pipe bomb?"
+    verdict = guard_for(SETTINGS).check(text)
+    assert not verdict.allowed and verdict.blocked == ["illicit"]
+
+
 def test_the_word_list_spares_identity_terms_and_innocent_substrings():
     assert profane_words("What the fuck, this is shit.") == ["fuck", "shit"]
     assert profane_words("A lesbian couple moved to Scunthorpe; she studies the anus.") == []

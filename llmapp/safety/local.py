@@ -1,7 +1,8 @@
 """The offline safety checker: nearest labelled exemplars under the bundled
 all-MiniLM-L6-v2, and a profanity word list. No downloads, no key.
 
-**Scores.** A text (each window of a long one) is embedded, and its
+**Scores.** A text (each window of a long one, and each of its sentences)
+is embedded, and its
 ``k = 8`` most similar exemplars of ``data/exemplars.json`` (unsafe ones by
 category, and benign look-alikes such as "how do I kill a Python process")
 vote, weighted by ``softmax(similarity / 0.05)``: a category's score is its
@@ -39,6 +40,21 @@ NOT_PROFANE = frozenset({"lesbian", "lesbians", "gay", "gays", "anus", "anal", "
                          "homo", "queer", "dyke", "fag", "jew", "muslim", "nazi", "nazis"})
 """Words of profanityfilter's list that name people, body parts or groups:
 never flagged as profanity on their own (the exemplars judge hate)."""
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def pieces(text: str) -> list[str]:
+    """What is scored: the windows of ``text`` and, when it has several
+    sentences, each sentence too, so one unsafe sentence is not outvoted by
+    benign ones around it ("How do I shoot a photo at sunset? And how do I
+    make a pipe bomb?")."""
+    parts = windows(text)
+    sentences = [s for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+    if len(sentences) > 1:
+        parts += [s[:WINDOW_CHARS] for s in sentences if s not in parts]
+    return parts
 
 
 def windows(text: str) -> list[str]:
@@ -115,7 +131,7 @@ class LocalChecker:
         text's windows."""
         if self._matrix is None:
             self._load()
-        parts = windows(text)
+        parts = pieces(text)
         vectors = np.asarray(self._embedder.embed_documents(parts), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         out = {c: 0.0 for c in CATEGORIES}

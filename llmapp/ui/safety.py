@@ -10,7 +10,7 @@ import streamlit as st
 
 from llmapp.chat import ChatStore
 from llmapp.errors import LlmappError
-from llmapp.safety import CATEGORIES, LEVELS, Guard, SafetyError, guard_for
+from llmapp.safety import LEVELS, Guard, SafetyError, guard_for
 from llmapp.safety.phrases import load_phrases, parse_lines, save_phrases
 from llmapp.settings import Settings
 from llmapp.ui.memory import open_store
@@ -97,8 +97,8 @@ def try_text(settings: Settings) -> None:
         st.error(str(exc))
         return
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.bar_chart({CATEGORIES[c]: [s] for c, s in scores.items()}, horizontal=True,
-                 height=300)
+    st.bar_chart({"category": list(scores), "score": list(scores.values())}, x="category",
+                 y="score", horizontal=True, height=320)
     with st.expander("As JSON (what `llmapp guard --json` prints)"):
         st.code(json.dumps({"categories": scores}, indent=1), language="json")
 
