@@ -68,8 +68,8 @@ PRODUCTION_PIECES = (
     Piece("Safety filter", "pages/7_Guardrails.py",
           "input and output checks at child, teen and adult levels; protected phrases; "
           "instructions in documents fenced"),
-    Piece("Cache", None, "exact and semantic, on every chat page and `llmapp chat` (sidebar: "
-          "Storage and cache)"),
+    Piece("Cache", None, "exact and semantic, on the Simple Prompt, Memory and RAG pages and "
+          "in `llmapp chat` (sidebar: Storage and cache)"),
     Piece("Prompt templates and example selectors", "pages/2_Prompt_Chains.py", "stage 2"),
     Piece("Output formatting", "pages/2_Prompt_Chains.py", "structured JSON output, stage 2"),
     Piece("Evaluation", None, "retrieval metrics (`llmapp eval retrieval`); answer grading and "

@@ -51,10 +51,12 @@ def roadmap() -> None:
             st.caption(stage.summary)
     st.markdown("**Around the stages: the production pieces of an LLM system**")
     for piece in PRODUCTION_PIECES:
-        if piece.page:
-            st.page_link(piece.page, label=f"**{piece.name}**: {piece.status}", icon="🧩")
-        else:
-            st.markdown(f"🧩 **{piece.name}**: {piece.status}")
+        with st.container(border=True):
+            if piece.page:
+                st.page_link(piece.page, label=f"**{piece.name}**", icon="🧩")
+            else:
+                st.markdown(f"🧩 **{piece.name}**")
+            st.caption(piece.status)
 
 
 def local_model_notice(settings: Settings) -> None:
