@@ -28,6 +28,8 @@ def moderation(text: str) -> dict:
 
 
 def guard_answer(text: str) -> str:
+    if "gibberish" in text.lower():
+        return "I am not sure what you mean."
     return "unsafe\nS10" if "grenade" in text.lower() else "safe"
 
 

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     from llmapp.evaluation.command import add_parser as add_eval
 
-    add_eval(sub, collection_arg).set_defaults(func=cmd_eval)
+    add_eval(sub, collection_arg)
+    sub.choices["eval"].set_defaults(func=cmd_eval)
 
     search = sub.add_parser("search", help="the chunks closest to a query")
     search.add_argument("query")
@@ -187,7 +188,9 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``llmapp eval retrieval``: see :mod:`llmapp.evaluation.command`."""
-    from llmapp.evaluation.command import cmd_eval_retrieval
+    """``llmapp eval retrieval|answers|runs``: see :mod:`llmapp.evaluation.command`."""
+    from llmapp.evaluation import command
 
-    return cmd_eval_retrieval(args, settings_from(args))
+    run = {"retrieval": command.cmd_eval_retrieval, "answers": command.cmd_eval_answers,
+           "runs": command.cmd_eval_runs}[args.kind]
+    return run(args, settings_from(args))

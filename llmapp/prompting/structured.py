@@ -140,7 +140,24 @@ def _call(settings: Settings, params: GenerationParams, schema: dict,
     except PromptError:
         raise
     except Exception as exc:
+        cut = _cut_off_text(exc)
+        if cut is not None:  # invalid JSON to repair, not a failed call
+            return cut
         raise provider.describe_error(exc, settings) from exc
+
+
+def _cut_off_text(exc: BaseException) -> str | None:
+    """The text of a reply that hit ``max_tokens`` before its JSON was
+    complete (the OpenAI SDK raises ``LengthFinishReasonError`` with it), or
+    None for any other error."""
+    try:
+        from openai import LengthFinishReasonError
+    except ImportError:  # an SDK without it
+        return None
+    if not isinstance(exc, LengthFinishReasonError):
+        return None
+    choices = exc.completion.choices
+    return (choices[0].message.content or "") if choices else ""
 
 
 def structured_output(settings: Settings, messages: list[dict[str, str]],

@@ -63,3 +63,20 @@ protected_phrases = Table(
     Column("owner", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
 )
+
+eval_runs = Table(
+    "eval_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("status", Text, nullable=False),  # complete | stopped
+    Column("config", Text, nullable=False),  # JSON: RunConfig
+    Column("totals", Text, nullable=False),  # JSON: summarize()
+)
+
+eval_rows = Table(
+    "eval_rows", metadata,
+    Column("run_id", Integer, ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("data", Text, nullable=False),  # JSON: Row
+)

@@ -140,6 +140,18 @@ def ingest_panel(kb: KnowledgeBase) -> str:
     return name
 
 
+def sample_collection(kb: KnowledgeBase) -> str | None:
+    """The sample handbook's collection, ingested now (with a progress bar)
+    when it is missing; None if that failed (the error is shown)."""
+    if DEFAULT_COLLECTION not in [c.name for c in kb.collections()]:
+        st.info(f"Loading the sample handbook into **{DEFAULT_COLLECTION}** first.", icon="📚")
+        _ingest(kb, DEFAULT_COLLECTION, _sample_files(), ChunkSettings())
+        st.session_state.pop("_rag_results", None)
+        if DEFAULT_COLLECTION not in [c.name for c in kb.collections()]:
+            return None
+    return DEFAULT_COLLECTION
+
+
 def _sample_files() -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in sorted(SAMPLE.iterdir())
             if p.is_file() and p.suffix in SUPPORTED]

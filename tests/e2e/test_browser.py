@@ -220,3 +220,24 @@ def test_a_blocked_message_is_explained_and_kept_and_a_repeat_is_cached(app_url,
     page.get_by_role("button", name="Ask the model instead").wait_for(timeout=10_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "safety_and_cache.png", full_page=True)
+
+
+def test_evaluation_runs_a_small_set_twice_and_charts_the_comparison(app_url, page):
+    page.goto(f"{app_url}/Evaluation")
+    page.get_by_text("its scores are noise").wait_for(timeout=60_000)
+    limit = page.get_by_label("Questions to run", exact=True).and_(page.get_by_test_id("stNumberInputField"))
+    limit.fill("1")
+    limit.press("Enter")
+    run = page.get_by_role("button", name="Run the evaluation")
+    for n in (1, 2):
+        deadline = time.monotonic() + 60  # until the rerun has replaced stale elements
+        while run.count() != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run.click()
+        page.get_by_text(f"Run {n} saved: 1 questions").wait_for(timeout=180_000)
+    page.get_by_role("tab", name="Compare runs").click()
+    chart = page.locator("[data-testid=stVegaLiteChart]").first
+    chart.wait_for(timeout=30_000)
+    assert chart.bounding_box()["height"] > 100
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "evaluation_compare.png", full_page=True)

@@ -1,0 +1,49 @@
+import pytest
+
+from helpers import texts
+from llmapp.evaluation.answers import EvalRun, Row, RunConfig, summarize
+from llmapp.evaluation.judge import METRICS
+from llmapp.evaluation.runs import list_runs, save_run
+from llmapp.storage import Database
+
+PAGE = "pages/8_Evaluation.py"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/db.sqlite3"
+    monkeypatch.setenv("LLMAPP_DATABASE_URL", url)
+    monkeypatch.setenv("LLMAPP_CHROMA_PATH", str(tmp_path / "chroma"))
+    return Database(url)
+
+
+def test_one_question_runs_end_to_end_and_is_saved(app, env):
+    at = app("pages/8_Evaluation.py")
+    assert not at.exception
+    assert "its scores are noise" in texts(at)  # the bundled judge, said plainly
+    at.number_input(key="eval_limit").set_value(1).run()
+    [run] = [b for b in at.button if b.label == "Run the evaluation"]
+    run.click().run()
+    assert not at.exception
+    assert any("saved: 1 questions" in s.value for s in at.success)
+    [saved] = list_runs(env)
+    assert saved.totals["questions"] == 1 and saved.status == "complete"
+    [table] = [d for d in at.dataframe if "question" in d.value.columns]
+    assert table.value["question"][0] == "What is time to first token?"
+    assert {m for m in METRICS} <= set(table.value.columns)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["CSV", "JSON"]
+
+
+def test_two_runs_compare_with_charts(app, env):
+    for name, score in (("baseline", 1), ("bigger k", 3)):
+        rows = [Row("q", "r", "a.md", answer="x", rank=1, scores={m: score for m in METRICS},
+                    reasons={m: "ok" for m in METRICS})]
+        config = RunConfig(name, "local:m", "local:m", "handbook", {"k": 4}, "sys")
+        save_run(env, EvalRun(config, rows, summarize(rows, list(METRICS), 4)))
+    at = app(PAGE)
+    assert not at.exception
+    frames = [d.value for d in at.dataframe if "run" in d.value.columns]
+    assert [list(f["name"]) for f in frames] == [["bigger k", "baseline"]]
+    assert len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart")) >= 2
