@@ -5,12 +5,19 @@ saved on SQLite and PostgreSQL, and the CLI."""
 import json
 
 import pytest
-
 from helpers import ROOT, chroma_settings, compatible_settings, run_cli
+
 from llmapp.evaluation import EvaluationError
-from llmapp.evaluation.answers import (AnswerQuestion, Row, RunConfig, judge_settings,
-                                       load_answer_set, parse_answer_set, run_answers,
-                                       summarize)
+from llmapp.evaluation.answers import (
+    AnswerQuestion,
+    Row,
+    RunConfig,
+    judge_settings,
+    load_answer_set,
+    parse_answer_set,
+    run_answers,
+    summarize,
+)
 from llmapp.evaluation.judge import JUDGE_PARAMS, METRICS, Judgement, judge
 from llmapp.evaluation.runs import comparison, list_runs, load_run, rows_csv, save_run
 from llmapp.providers import GenerationParams

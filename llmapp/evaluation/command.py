@@ -85,8 +85,13 @@ def cmd_eval_answers(args: argparse.Namespace, settings) -> int:
         RagError: an empty or missing collection.
         ProviderError: the judge or the model failed.
     """
-    from llmapp.evaluation.answers import (RunConfig, judge_is_meaningless, judge_settings,
-                                           load_answer_set, run_answers)
+    from llmapp.evaluation.answers import (
+        RunConfig,
+        judge_is_meaningless,
+        judge_settings,
+        load_answer_set,
+        run_answers,
+    )
     from llmapp.evaluation.judge import METRICS
     from llmapp.evaluation.runs import save_run
     from llmapp.providers import active_provider

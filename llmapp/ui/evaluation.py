@@ -12,14 +12,21 @@ import streamlit as st
 
 from llmapp import config
 from llmapp.errors import LlmappError
-from llmapp.evaluation.answers import (AnswerQuestion, EvalRun, RunConfig,
-                                       judge_is_meaningless, judge_settings, load_answer_set,
-                                       parse_answer_set, run_answers, summarize)
+from llmapp.evaluation.answers import (
+    AnswerQuestion,
+    EvalRun,
+    RunConfig,
+    judge_is_meaningless,
+    judge_settings,
+    load_answer_set,
+    parse_answer_set,
+    run_answers,
+    summarize,
+)
 from llmapp.evaluation.judge import METRICS, SCALE
 from llmapp.evaluation.runs import comparison, list_runs, load_run, rows_csv, save_run
 from llmapp.providers import active_provider
 from llmapp.rag.answer import SYSTEM_PROMPT
-from llmapp.rag.store import DEFAULT_COLLECTION
 from llmapp.settings import Settings
 from llmapp.ui.memory import open_store
 

@@ -1,6 +1,6 @@
 import pytest
-
 from helpers import texts
+
 from llmapp.evaluation.answers import EvalRun, Row, RunConfig, summarize
 from llmapp.evaluation.judge import METRICS
 from llmapp.evaluation.runs import list_runs, save_run
