@@ -18,7 +18,7 @@ from llmapp.evaluation.answers import (
     run_answers,
     summarize,
 )
-from llmapp.evaluation.judge import JUDGE_PARAMS, METRICS, Judgement, judge
+from llmapp.evaluation.judge import JUDGE_PARAMS, METRICS, Judgement, judge, judge_group
 from llmapp.evaluation.runs import comparison, list_runs, load_run, rows_csv, save_run
 from llmapp.providers import GenerationParams
 from llmapp.rag.chunking import ChunkSettings
@@ -54,11 +54,14 @@ def scripted_grader(scores):
     None gives an unscored judgement."""
     given = {m: list(s) for m, s in scores.items()}
 
-    def grade(_settings, metric, answer, **_):
+    def one(metric):
         score = given[metric].pop(0)
         if score is None:
             return Judgement(metric, None, "Unscored: not JSON.", "{oops", 2)
         return Judgement(metric, score, f"{metric} is {score}.", json.dumps({"score": score}))
+
+    def grade(_settings, metrics, answer, **_):
+        return {m: one(m) for m in metrics}
     return grade
 
 
@@ -98,6 +101,17 @@ def test_summaries_count_errors_and_flags():
     assert totals["correctness"] == 2.0 and totals["answered"] == 2
     assert totals["hit@4"] == 1.0  # only rows with a source and an answer count
     assert totals["flagged"] == 0.5
+
+
+def test_metrics_without_context_are_graded_in_one_call(local_settings):
+    grades = judge_group(local_settings, ["correctness", "faithfulness", "readability"],
+                         "Time to first token is the wait before anything appears.",
+                         question="What is TTFT?", reference="The wait before anything appears.",
+                         context="[1] (a.md)\nTTFT is the wait before anything appears.")
+    assert list(grades) == ["correctness", "faithfulness", "readability"]
+    assert grades["correctness"].raw == grades["readability"].raw  # one reply for both
+    assert grades["faithfulness"].raw != grades["correctness"].raw
+    assert all(g.score is None or 0 <= g.score <= 3 for g in grades.values())
 
 
 def test_a_real_judge_over_http_scores_and_marks_malformed_output_unscored(llama_server):

@@ -23,8 +23,7 @@ from typing import Any
 
 from llmapp.errors import LlmappError
 from llmapp.evaluation import EvaluationError
-from llmapp.evaluation.judge import METRICS, SCALE, Judgement
-from llmapp.evaluation.judge import judge as grade_with_model
+from llmapp.evaluation.judge import METRICS, SCALE, Judgement, judge_group
 from llmapp.evaluation.retrieval import is_source
 from llmapp.settings import Settings
 
@@ -242,7 +241,7 @@ def run_answers(questions: Sequence[AnswerQuestion], kb, settings: Settings, jud
                 config: RunConfig, *, guard=None,
                 on_row: Callable[[int, Row], None] | None = None,
                 should_stop: Callable[[], bool] | None = None,
-                grader: Callable[..., Judgement] = grade_with_model) -> EvalRun:
+                grader: Callable[..., dict[str, Judgement]] = judge_group) -> EvalRun:
     """Answer and grade every question; the run is returned, not saved.
 
     Args:
@@ -254,9 +253,9 @@ def run_answers(questions: Sequence[AnswerQuestion], kb, settings: Settings, jud
         on_row: called after each question with its index and row (progress).
         should_stop: polled before each question; True ends the run early
             (``status == "stopped"``) with the rows so far.
-        grader: ``grader(judge_settings, metric, answer, question=,
-            reference=, context=) -> Judgement``; default the judge model
-            (:func:`llmapp.evaluation.judge.judge`).
+        grader: ``grader(judge_settings, metrics, answer, question=,
+            reference=, context=) -> {metric: Judgement}``; default the judge
+            model (:func:`llmapp.evaluation.judge.judge_group`).
 
     Raises:
         ProviderError: the judge failed (a wrong key, a server down): a run
@@ -310,7 +309,7 @@ def _answer(q: AnswerQuestion, kb, settings: Settings, config: RunConfig) -> Row
 
 
 def _grade(row: Row, judge_with: Settings, metrics: Sequence[str],
-           grader: Callable[..., Judgement]) -> None:
+           grader: Callable[..., dict[str, Judgement]]) -> None:
     from llmapp.rag.answer import format_context
     from llmapp.rag.store import Hit
 
@@ -318,9 +317,10 @@ def _grade(row: Row, judge_with: Settings, metrics: Sequence[str],
     hits = [Hit("", s["source"], s["page"], s["index"], s["score"], s["text"], s["text"])
             for s in row.sources]
     context = format_context(hits)
+    grades = grader(judge_with, list(metrics), row.answer, question=row.question,
+                    reference=row.reference, context=context)
     for metric in metrics:
-        j = grader(judge_with, metric, row.answer, question=row.question,
-                   reference=row.reference, context=context)
+        j = grades[metric]
         row.scores[metric], row.reasons[metric], row.raw[metric] = j.score, j.reason, j.raw
     row.seconds += time.perf_counter() - started
 

@@ -7,7 +7,7 @@ low-precision integer scale (0 to 3) with a rubric per score, and grading
 examples in the prompt, which made GPT-4 and GPT-3.5 judges agree with human
 graders and with each other. The examples below are llmapp's own.
 
-The judge answers under a JSON Schema (``reason`` of at most 200 characters,
+The judge answers under a JSON Schema (``reason`` of at most 120 characters,
 then ``score``): constrained decoding on the bundled model, JSON-schema mode
 on OpenAI and compatible servers, so even a small judge returns valid JSON.
 ragas, deepeval and promptfoo's most common complaint, a small judge's
@@ -25,11 +25,16 @@ from llmapp.providers import GenerationParams
 from llmapp.settings import Settings
 
 SCALE = (0, 3)
-SCHEMA = {"title": "grade", "type": "object",
-          "properties": {"reason": {"type": "string", "maxLength": 200},
-                         "score": {"type": "integer", "minimum": SCALE[0], "maximum": SCALE[1]}},
-          "required": ["reason", "score"], "additionalProperties": False}
+GRADE = {"type": "object",
+         "properties": {"reason": {"type": "string", "maxLength": 120},
+                        "score": {"type": "integer", "minimum": SCALE[0], "maximum": SCALE[1]}},
+         "required": ["reason", "score"], "additionalProperties": False}
+SCHEMA = {"title": "grade", **GRADE}
+"""One metric's grade: a reason of at most 120 characters, then the score."""
 JUDGE_PARAMS = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=160)
+"""Greedy; 160 tokens hold one grade, :data:`GROUP_TOKENS` a group."""
+GROUP_TOKENS = 80
+"""Tokens per metric when several are graded in one call."""
 
 
 @dataclass(frozen=True)
@@ -113,16 +118,100 @@ class Judgement:
 
 def prompt(metric: Metric, answer: str, *, question: str = "", reference: str = "",
            context: str = "") -> list[dict[str, str]]:
-    """The judge's messages for one metric (OpenAI-style dicts)."""
+    """The judge's messages for one metric (OpenAI-style dicts).
+
+    A metric that reads the context opens exactly as the grounded answer's
+    prompt did (:data:`llmapp.rag.answer.SYSTEM_PROMPT`, then ``Context:``
+    and the same numbered chunks), and gives its instructions after: a server
+    with prefix caching (llama.cpp's slots, OpenAI's prompt caching) then
+    reuses the context it already processed for the answer. On the bundled
+    model, on one thread, that context is most of a call's time.
+    """
     given = {"question": question, "reference": reference, "context": context}
+    task = (f"You grade answers for {metric.name} on an integer scale from {SCALE[0]} to "
+            f"{SCALE[1]}. {metric.rubric}\nExamples:\n{metric.examples}")
+    if "context" in metric.needs:
+        from llmapp.rag.answer import SYSTEM_PROMPT
+
+        others = [f"{n.capitalize()}:\n{given[n]}" for n in metric.needs if n != "context"]
+        return [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": f"Context:\n{context}\n\nDo not answer a question now. "
+                                        f"{task}\n\n" + "\n\n".join([*others,
+                                                                     f"Answer:\n{answer}"])
+             + f"\n\nGrade the answer's {metric.name}: a one-sentence reason, then the score."},
+        ]
     parts = [f"{name.capitalize()}:\n{given[name]}" for name in metric.needs]
     return [
-        {"role": "system",
-         "content": f"You grade answers for {metric.name} on an integer scale from "
-                    f"{SCALE[0]} to {SCALE[1]}. {metric.rubric}\nExamples:\n{metric.examples}"},
+        {"role": "system", "content": task},
         {"role": "user", "content": "\n\n".join([*parts, f"Answer:\n{answer}"])
          + f"\n\nGrade the answer's {metric.name}: a one-sentence reason, then the score."},
     ]
+
+
+def group_prompt(metrics: list[Metric], answer: str, *, question: str = "",
+                 reference: str = "") -> list[dict[str, str]]:
+    """One prompt grading several metrics that need no context."""
+    given = {"question": question, "reference": reference}
+    needed = [n for n in ("question", "reference") if any(n in m.needs for m in metrics)]
+    rubrics = "\n".join(f"{m.name}: {m.rubric}\nExamples:\n{m.examples}" for m in metrics)
+    parts = [f"{name.capitalize()}:\n{given[name]}" for name in needed]
+    names = ", ".join(m.name for m in metrics)
+    return [
+        {"role": "system",
+         "content": f"You grade answers on an integer scale from {SCALE[0]} to {SCALE[1]}, "
+                    f"for each of: {names}.\n{rubrics}"},
+        {"role": "user", "content": "\n\n".join([*parts, f"Answer:\n{answer}"])
+         + f"\n\nGrade the answer's {names}: for each, a one-sentence reason, then the score."},
+    ]
+
+
+def judge_group(settings: Settings, metrics: list[str], answer: str, *, question: str = "",
+                reference: str = "", context: str = "") -> dict[str, Judgement]:
+    """Grade ``answer`` on several metrics: the ones that read the context
+    one call each, the others together in one call (one prompt to process
+    instead of several: on the bundled model, prompt processing is most of
+    a judge call's time).
+
+    Returns:
+        metric -> :class:`Judgement`; a group whose JSON fails after one
+        repair leaves each of its metrics unscored, with the raw text.
+
+    Raises:
+        ProviderError: the judge model failed.
+    """
+    from llmapp.prompting.structured import StructuredOutputError, structured_output
+
+    out: dict[str, Judgement] = {}
+    together = [METRICS[m] for m in metrics if "context" not in METRICS[m].needs]
+    for m in metrics:
+        if METRICS[m] not in together or len(together) == 1:
+            out[m] = judge(settings, m, answer, question=question, reference=reference,
+                           context=context)
+    if len(together) < 2:
+        return {m: out[m] for m in metrics}
+    if not answer.strip():
+        out.update({m.name: Judgement(m.name, None, "There is no answer to grade.")
+                    for m in together})
+        return {m: out[m] for m in metrics}
+    schema = {"title": "grades", "type": "object",
+              "properties": {m.name: GRADE for m in together},
+              "required": [m.name for m in together], "additionalProperties": False}
+    params = GenerationParams(temperature=0.0, top_p=1.0,
+                              max_tokens=GROUP_TOKENS * len(together))
+    try:
+        result = structured_output(settings, group_prompt(together, answer, question=question,
+                                                          reference=reference), schema, params)
+    except StructuredOutputError as exc:
+        out.update({m.name: Judgement(m.name, None, f"Unscored: the judge's reply was not "
+                                                    f"valid JSON after one repair ({exc}).",
+                                      exc.raw, 2) for m in together})
+    else:
+        for m in together:
+            grade = result.data[m.name]
+            out[m.name] = Judgement(m.name, int(grade["score"]), str(grade["reason"]).strip(),
+                                    result.raw, result.attempts)
+    return {m: out[m] for m in metrics}
 
 
 def judge(settings: Settings, metric: str, answer: str, *, question: str = "",
