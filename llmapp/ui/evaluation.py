@@ -99,7 +99,7 @@ def _save_partial(database) -> None:
                   summarize(partial["rows"], run_config.metrics, run_config.retrieval["k"]),
                   "stopped")
     save_run(database, run)
-    st.session_state[_LAST] = run.id
+    st.session_state[_LAST] = st.session_state["eval_run"] = run.id
     st.info(f"The last run was stopped after {len(run.rows)} questions; those rows were "
             "kept.", icon="⏹️")
 
@@ -153,7 +153,7 @@ def run_panel(settings: Settings, kb, collection: str,
         return
     st.session_state.pop(_PARTIAL, None)
     save_run(store.database, run)
-    st.session_state[_LAST] = run.id
+    st.session_state[_LAST] = st.session_state["eval_run"] = run.id
     st.success(f"Run {run.id} saved: {len(run.rows)} questions in "
                f"{time.perf_counter() - started:.0f} s.", icon="✅")
 
@@ -179,8 +179,9 @@ def run_rows(settings: Settings) -> None:
     labels = {r.id: f"#{r.id} {r.name} ({r.status}, "
                     f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r.created_at))})"
               for r in runs}
-    chosen = st.selectbox("Run", ids, index=ids.index(last) if last in ids else 0,
-                          format_func=labels.get, key="eval_run")
+    if st.session_state.get("eval_run") not in ids:
+        st.session_state["eval_run"] = last if last in ids else ids[0]
+    chosen = st.selectbox("Run", ids, format_func=labels.get, key="eval_run")
     run = load_run(store.database, chosen)
     metrics = list(run.config.metrics)
     cols = st.columns(len(metrics) + 2)
@@ -239,7 +240,7 @@ def compare_runs(settings: Settings) -> None:
     means = [{"run": labels[r.id], "metric": m, "mean score": r.totals.get(m)}
              for r in full for m in metrics if r.totals.get(m) is not None]
     st.altair_chart(alt.Chart(alt.Data(values=means)).mark_bar().encode(
-        x=alt.X("metric:N", title=None), xOffset="run:N",
+        x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=0)), xOffset="run:N",
         y=alt.Y("mean score:Q", scale=alt.Scale(domain=list(SCALE))),
         color=alt.Color("run:N", legend=alt.Legend(orient="bottom", columns=1)),
         tooltip=["run:N", "metric:N", "mean score:Q"]), width="stretch")

@@ -47,3 +47,15 @@ def test_two_runs_compare_with_charts(app, env):
     frames = [d.value for d in at.dataframe if "run" in d.value.columns]
     assert [list(f["name"]) for f in frames] == [["bigger k", "baseline"]]
     assert len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart")) >= 2
+
+
+def test_a_new_run_is_the_one_shown(app, env):
+    rows = [Row("q", "r", "a.md", answer="x", rank=1, scores={m: 2 for m in METRICS})]
+    config = RunConfig("older", "local:m", "local:m", "handbook", {"k": 4}, "sys")
+    save_run(env, EvalRun(config, rows, summarize(rows, list(METRICS), 4)))
+    at = app(PAGE)
+    assert at.selectbox(key="eval_run").value == 1
+    at.number_input(key="eval_limit").set_value(1).run()
+    [run] = [b for b in at.button if b.label == "Run the evaluation"]
+    run.click().run()
+    assert not at.exception and at.selectbox(key="eval_run").value == 2
