@@ -72,7 +72,8 @@ PRODUCTION_PIECES = (
           "in `llmapp chat` (sidebar: Storage and cache)"),
     Piece("Prompt templates and example selectors", "pages/2_Prompt_Chains.py", "stage 2"),
     Piece("Output formatting", "pages/2_Prompt_Chains.py", "structured JSON output, stage 2"),
-    Piece("Evaluation", None, "retrieval metrics (`llmapp eval retrieval`); answer grading and "
-          "its page are not built yet"),
+    Piece("Evaluation", "pages/8_Evaluation.py",
+          "a judge model grades answers over a question set; runs saved and compared in "
+          "charts; retrieval metrics"),
 )
 """What a production LLM system adds around the stages, and what is built."""

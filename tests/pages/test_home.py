@@ -10,11 +10,11 @@ def test_home_with_no_key_shows_the_local_model_and_the_roadmap(app):
     shown = texts(at)
     assert "· _not built yet_" not in shown  # every stage has its page now
     assert "production pieces of an LLM system" in shown
-    assert "answer grading and its page are not built yet" in shown  # honest about the rest
+    assert "runs saved and compared in charts" in shown
     links = [link.proto.label for link in at.get("page_link")]
     assert links[:6] == ["**1. Simple prompt**", "**2. Prompt chains**",
                          "**3. RAG over Chroma**", "**4. Memory**", "**5. Tools**", "**6. Agent**"]
-    assert "**Safety filter**" in links[6:]
+    assert "**Safety filter**" in links[6:] and "**Evaluation**" in links[6:]
     assert "❌ **openai**" in shown and "✅ **local**" in shown
 
 
