@@ -13,7 +13,6 @@ filter flags at the run's level.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from llmapp.errors import LlmappError
-from llmapp.evaluation import EvaluationError
+from llmapp.evaluation import EvaluationError, read_jsonl
 from llmapp.evaluation.judge import METRICS, SCALE, Judgement, judge_group
 from llmapp.evaluation.retrieval import is_source
 from llmapp.settings import Settings
@@ -47,23 +46,9 @@ def parse_answer_set(text: str, name: str = "the question set") -> list[AnswerQu
             ``question`` and ``reference``; an empty set; more than
             :data:`MAX_QUESTIONS`. The message names the line.
     """
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{name}, line {number}: not JSON ({exc.msg}).") from None
-        if not isinstance(row, dict) or not all(
-                isinstance(row.get(k), str) and row[k].strip() for k in ("question", "reference")):
-            raise EvaluationError(f'{name}, line {number}: needs "question" and "reference" as '
-                                  "non-empty strings.")
-        source = row.get("source") or ""
-        out.append(AnswerQuestion(row["question"].strip(), row["reference"].strip(),
-                                  str(source).strip()))
-    if not out:
-        raise EvaluationError(f"{name}: no questions in it.")
+    out = [AnswerQuestion(r["question"].strip(), r["reference"].strip(),
+                          str(r.get("source") or "").strip())
+           for r in read_jsonl(text, name, ("question", "reference"))]
     if len(out) > MAX_QUESTIONS:
         raise EvaluationError(f"{name}: {len(out)} questions; a run takes at most "
                               f"{MAX_QUESTIONS}.")

@@ -16,14 +16,13 @@ relevant when its document matches (binary relevance).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmapp.evaluation import EvaluationError
+from llmapp.evaluation import EvaluationError, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -47,21 +46,8 @@ def load_questions(path: str | Path) -> list[RetrievalQuestion]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise EvaluationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    questions = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}, line {number}: not JSON ({exc.msg}).") from None
-        if not isinstance(row, dict) or not all(
-                isinstance(row.get(k), str) and row[k].strip() for k in ("question", "source")):
-            raise EvaluationError(f'{path}, line {number}: needs "question" and "source" '
-                                  "as non-empty strings.")
-        questions.append(RetrievalQuestion(row["question"].strip(), row["source"].strip()))
-    if not questions:
-        raise EvaluationError(f"{path}: no questions in it.")
+    rows = read_jsonl("\n".join(lines), str(path), ("question", "source"))
+    questions = [RetrievalQuestion(r["question"].strip(), r["source"].strip()) for r in rows]
     return questions
 
 

@@ -8,8 +8,8 @@ punctuation, so "Just do it!", "just-do-it" and "Thinq Different" match, and
 "just do the dishes" does not. A score of at least :data:`MIN_SCORE` counts.
 
 The list lives in the ``protected_phrases`` table of :mod:`llmapp.storage`
-(seeded with :data:`SAMPLE` by its migration) and is edited on the
-Guardrails page.
+(its migration, 0005, seeds it with 18 well-known slogans) and is edited on
+the Guardrails page.
 """
 
 from __future__ import annotations
@@ -23,19 +23,6 @@ from llmapp.storage import Database, StoreError
 
 MIN_SCORE = 90.0
 ACTIONS = ("flag", "block")
-SAMPLE: list[tuple[str, str]] = [
-    ("Just Do It", "Nike"), ("I'm Lovin' It", "McDonald's"), ("Think Different", "Apple"),
-    ("Because You're Worth It", "L'Oréal"), ("Finger Lickin' Good", "KFC"),
-    ("Taste the Rainbow", "Skittles"), ("Red Bull Gives You Wings", "Red Bull"),
-    ("Melts in Your Mouth, Not in Your Hands", "M&M's"),
-    ("The Ultimate Driving Machine", "BMW"), ("Have It Your Way", "Burger King"),
-    ("Impossible Is Nothing", "Adidas"), ("The Happiest Place on Earth", "Disneyland"),
-    ("Every Little Helps", "Tesco"), ("Open Happiness", "Coca-Cola"),
-    ("Eat Fresh", "Subway"), ("Because I'm Worth It", "L'Oréal"),
-    ("Connecting People", "Nokia"), ("Get a Piece of the Action", "Monopoly"),
-]
-"""Well-known slogans and their owners: the list a new database starts with."""
-
 _PUNCT = re.compile(r"[^\w\s]")
 
 

@@ -1,5 +1,5 @@
 """Protected phrases for the safety filter's output check, seeded with
-well-known slogans (the list of llmapp.safety.phrases.SAMPLE at this
+well-known slogans: the list a new database starts with (fixed at this
 revision).
 
 Revision ID: 0005
