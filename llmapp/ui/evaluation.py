@@ -106,8 +106,10 @@ def _save_partial(database) -> None:
 
 def run_panel(settings: Settings, kb, collection: str,
               questions: list[AnswerQuestion] | None, judge: Settings) -> None:
-    """The run button, progress and result; a click on Stop ends the run
-    between questions and keeps its rows."""
+    """The run button, progress and result. A click on "Stop the run" (or on
+    Streamlit's own Stop) interrupts the script; the rows answered so far,
+    kept in the session as they come, are saved as a stopped run on the next
+    rerun."""
     store, error = open_store(settings)
     if store is None:
         st.error(f"Runs are saved in the database, which cannot be opened: {error}")
@@ -124,8 +126,8 @@ def run_panel(settings: Settings, kb, collection: str,
     left, right = st.columns(2)
     start = left.button("Run the evaluation", type="primary",
                         disabled=not questions or not collection, width="stretch")
-    right.button("Stop", width="stretch", help="Ends the run after the current question; "
-                                               "the rows so far are kept.")
+    right.button("Stop the run", width="stretch",
+                 help="Ends the run after the current question; the rows so far are kept.")
     if not start or not questions or not collection:
         return
     model, judge_name = _names(settings, judge)

@@ -241,3 +241,12 @@ def test_evaluation_runs_a_small_set_twice_and_charts_the_comparison(app_url, pa
     assert chart.bounding_box()["height"] > 100
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "evaluation_compare.png", full_page=True)
+    limit.fill("3")  # a run stopped after its first question keeps that row
+    limit.press("Enter")
+    deadline = time.monotonic() + 60
+    while run.count() != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.click()
+    page.get_by_text("1 of 3 questions").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Stop the run").click()
+    page.get_by_text("The last run was stopped after 1 questions").wait_for(timeout=120_000)
