@@ -204,6 +204,8 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
             failed, or the last message alone overflows the context window
             (:class:`~llmapp.errors.ContextOverflowError`).
         ConfigError: bad memory parameters.
+        SafetyError: the guard blocked the last user message, or it is too
+            long to check.
     """
     if guard is not None and guard.active and check_input:
         check_last_user(store, guard)
