@@ -186,3 +186,32 @@ def test_a_corrupt_model_file_is_a_load_error(tmp_path, runtime_name):
     with pytest.raises(ProviderError) as err:
         get_runtime(str(tmp_path / "missing.gguf"), runtime=runtime_name)
     assert err.value.kind == "model_load" and "does not exist" in str(err.value)
+
+
+EARLY_EXIT = """
+from llmapp.chat import ChatStore, start_reply
+from llmapp.providers import GenerationParams
+from llmapp.settings import resolve
+store = ChatStore()
+store.add_user("Write a long essay about ships.")
+reply = start_reply(store, resolve(environ={}, env_file={}),
+                    GenerationParams(temperature=0.7, max_tokens=400), "")
+for i, _ in enumerate(reply.stream):
+    if i == 5:
+        break
+reply.stream.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_process_that_stops_a_reply_early_then_exits_exits_cleanly():
+    """The loop guard (or a withdrawn reply) closes the stream while llama.cpp
+    is still generating; exiting right after used to abort the process
+    ("FATAL: exception not rethrown", exit 134)."""
+    import subprocess
+    import sys
+
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", EARLY_EXIT], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-500:]

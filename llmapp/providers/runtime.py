@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -245,9 +246,15 @@ class Channel:
             self.cancelled.set()
 
 
+_PRODUCERS: dict[threading.Thread, Channel] = {}
+EXIT_WAIT_S = 5.0
+"""At exit, how long to wait for a generation still in flight, in seconds."""
+
+
 def run_producer(target: Callable[[Channel], None], name: str) -> Channel:
     """Start ``target(channel)`` on a daemon thread; the returned channel is
-    ended (or failed) when it returns."""
+    ended (or failed) when it returns. At interpreter exit, generations still
+    in flight are cancelled and awaited (:func:`drain_producers`)."""
     channel = Channel()
 
     def body() -> None:
@@ -257,9 +264,31 @@ def run_producer(target: Callable[[Channel], None], name: str) -> Channel:
             channel.fail(exc)
         else:
             channel.end()
+        finally:
+            _PRODUCERS.pop(threading.current_thread(), None)
 
-    threading.Thread(target=body, name=name, daemon=True).start()
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    _PRODUCERS[thread] = channel
+    thread.start()
     return channel
+
+
+def drain_producers(timeout_s: float = EXIT_WAIT_S) -> None:
+    """Cancel every generation in flight and wait for its thread to return.
+
+    Registered with :mod:`atexit`. A reader that stops early (the loop guard,
+    a withdrawn reply) leaves llama.cpp finishing its step on the producer
+    thread; if the process exits then, the runtime kills that thread inside
+    C++ code and glibc aborts ("FATAL: exception not rethrown": seen with
+    ``llmapp chat`` after the loop guard stopped a reply).
+    """
+    deadline = time.monotonic() + timeout_s
+    for thread, channel in list(_PRODUCERS.items()):
+        channel.cancelled.set()
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(drain_producers)
 
 
 def runtime_available(name: str) -> str | None:
