@@ -34,6 +34,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -238,10 +239,22 @@ def main() -> None:
             browser.close()
     finally:
         server.terminate()
-        server.wait(20)
+        try:
+            result["server_exit_s"] = _stopped_within(server, 20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            result["server_exit_s"] = None
+            print("the server did not stop within 20 s of SIGTERM; killed", file=sys.stderr)
         if args.clone is None:
             shutil.rmtree(folder.parent, ignore_errors=True)
     report(result)
+
+
+def _stopped_within(server: subprocess.Popen, timeout_s: float) -> float:
+    """Seconds the server took to exit after SIGTERM."""
+    started = time.perf_counter()
+    server.wait(timeout_s)
+    return time.perf_counter() - started
 
 
 def report(r: dict) -> None:
