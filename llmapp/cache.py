@@ -30,7 +30,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -337,7 +337,7 @@ class CacheUse:
     scope: str = "shared"
     bypass: bool = False
     question: str | None = None
-    extra: Any = field(default=None)
+    extra: Any = None
 
     def request(self, question: str, context: Any, model: str, params: dict) -> CacheRequest:
         """The :class:`CacheRequest` of a reply."""

@@ -25,9 +25,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     settings = resolve(sidebar=overrides, overrides_label="command line")
     model = getattr(args, "model", None)
     if model:
-        name = settings.provider_choice()[0]
-        setting = {"openai": "OPENAI_MODEL", "openai-compatible": "OPENAI_COMPATIBLE_MODEL",
-                   "local": "LLMAPP_LOCAL_MODEL_PATH"}[name]
+        from llmapp.providers import get_provider
+
+        setting = get_provider(settings.provider_choice()[0]).model_setting
         settings = resolve(sidebar={**overrides, setting: model}, overrides_label="command line")
     return settings
 

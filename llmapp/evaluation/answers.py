@@ -204,8 +204,9 @@ def judge_settings(settings: Settings, spec: str) -> Settings:
                           f"{', '.join(config.PROVIDERS)}, not {spec!r}.")
     overrides: dict[str, Any] = {"LLMAPP_PROVIDER": provider}
     if model:
-        overrides[{"openai": "OPENAI_MODEL", "openai-compatible": "OPENAI_COMPATIBLE_MODEL",
-                   "local": "LLMAPP_LOCAL_MODEL_PATH"}[provider]] = model
+        from llmapp.providers import get_provider
+
+        overrides[get_provider(provider).model_setting] = model
     for name, value in (("OPENAI_API_KEY", settings.openai_api_key),
                         ("OPENAI_COMPATIBLE_BASE_URL", settings.compatible_base_url),
                         ("OPENAI_COMPATIBLE_API_KEY", settings.compatible_api_key)):

@@ -71,6 +71,8 @@ class Provider(ABC):
     label: str
     key_setting: str | None = None
     """The setting that holds this provider's API key, if it takes one."""
+    model_setting: str = ""
+    """The setting that names its model (``--model``, a judge's ``:MODEL``)."""
     picks_tools: bool = True
     """Whether its model can choose tools and write their calls itself. When
     it cannot, stages 5 and 6 route with :mod:`llmapp.routing` instead."""
@@ -122,6 +124,7 @@ class LocalProvider(Provider):
 
     name = "local"
     label = "local"
+    model_setting = "LLMAPP_LOCAL_MODEL_PATH"
     picks_tools = False
 
     def model_name(self, settings: Settings) -> str:

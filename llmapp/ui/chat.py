@@ -58,11 +58,17 @@ def render_message(message: ChatMessage) -> None:
 def render_chat(store: ChatStore) -> None:
     """Draw the stored transcript; under a failed reply, offer Retry; under a
     cached one, "Ask the model instead"."""
+    for message in store:
+        render_message(message)
+    reply_controls(store)
+
+
+def reply_controls(store: ChatStore) -> None:
+    """Under the last reply: Retry when it failed, the box to edit a message
+    the safety filter blocked, "Ask the model instead" when it was cached."""
     from llmapp.ui.cache import bypass_button
     from llmapp.ui.safety import edit_blocked
 
-    for message in store:
-        render_message(message)
     last = store.messages[-1] if len(store) else None
     if last is not None and last.error is not None and not _blocked(store):
         st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
@@ -134,8 +140,8 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
     strategy picks the history, and ``store.summary_state`` and
     ``store.last_budget`` are updated. Never raises an
     :class:`~llmapp.errors.LlmappError`: it becomes a message in the chat."""
-    from llmapp.ui.cache import bypass_button, cache_use
-    from llmapp.ui.safety import edit_blocked, page_guard
+    from llmapp.ui.cache import cache_use
+    from llmapp.ui.safety import page_guard
 
     def start():
         reply = start_reply(store, settings, params, system_prompt, memory, store.summary_state,
@@ -148,9 +154,5 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
     message, reply = stream_reply(store, start, busy)
     if memory is not None and reply is not None and message.error is None:
         store.summary_state = reply.budget.summary_state
-    if message.error and not _blocked(store):
-        st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply,
-                  help="Send your last message again.")
-    edit_blocked(store)
-    bypass_button(store)
+    reply_controls(store)
     return message

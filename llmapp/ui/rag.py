@@ -24,7 +24,7 @@ from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
 from llmapp.rag.loaders import SUPPORTED
 from llmapp.rag.store import DEFAULT_COLLECTION, RETRIEVERS, KnowledgeBase, make_client
 from llmapp.settings import Settings
-from llmapp.ui.chat import render_body, stream_reply
+from llmapp.ui.chat import render_body, reply_controls, stream_reply
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "handbook"
 NEW = "➕ new collection…"
@@ -280,30 +280,19 @@ def render_rag_chat(store: ChatStore) -> None:
     """The transcript with each answer's sources; Retry under a failed
     answer, the edit box under a blocked question, "Ask the model instead"
     under a cached answer."""
-    from llmapp.ui.cache import bypass_button
-    from llmapp.ui.safety import edit_blocked
-
     for message in store:
         with st.chat_message(message.role):
             render_body(message)
             render_sources(message)
-    last = store.messages[-1] if len(store) else None
-    if last is not None and last.error is not None and not store.messages[-2].withheld:
-        st.button("Retry", key="_llmapp_retry", icon="🔁", on_click=store.drop_failed_reply)
-    edit_blocked(store)
-    bypass_button(store)
-
-
-
+    reply_controls(store)
 
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
            retrieval: RetrievalSettings, params: GenerationParams = ANSWER_PARAMS) -> None:
     """Retrieve, stream a cited answer, show its sources, and store it."""
-    from llmapp.ui.cache import bypass_button, cache_use
-    from llmapp.ui.safety import edit_blocked, page_guard
+    from llmapp.ui.cache import cache_use
+    from llmapp.ui.safety import page_guard
 
     stream_reply(store, lambda: start_answer(kb, name, store, settings, params, retrieval,
                                              cache=cache_use(settings), guard=page_guard(settings)),
                  "Retrieving…", after=render_sources)
-    edit_blocked(store)
-    bypass_button(store)
+    reply_controls(store)
