@@ -344,3 +344,31 @@ class CacheUse:
         return CacheRequest(self.question if self.question is not None else question,
                             [context, self.extra] if self.extra is not None else context,
                             model, params, self.scope)
+
+
+def open_cache(settings, scope: str, mode: str | None = None) -> tuple[CacheUse | None, str | None]:
+    """The response cache for a command or a service, in
+    ``LLMAPP_DATABASE_URL``'s database.
+
+    Args:
+        settings: :class:`~llmapp.settings.Settings` (TTL, threshold, scope).
+        scope: the entries' owner when ``LLMAPP_CACHE_SCOPE`` is ``session``
+            (e.g. ``"cli"``); with ``shared``, every caller shares entries.
+        mode: ``semantic``, ``exact`` or ``off``; default ``LLMAPP_CACHE``.
+
+    Returns:
+        ``(cache, note)``: cache is None when off, or when the database cannot
+        be opened, and then note says why.
+    """
+    from llmapp.storage import StoreError
+
+    mode = mode or settings.cache_mode
+    if mode == "off":
+        return None, None
+    try:
+        database = Database(settings.database_url.get_secret_value())
+    except StoreError as exc:
+        return None, f"response cache off: {exc}"
+    cache = ResponseCache(database, ttl_s=settings.cache_ttl_s,
+                          threshold=settings.cache_threshold)
+    return CacheUse(cache, mode, "shared" if settings.cache_scope == "shared" else scope), None

@@ -60,6 +60,26 @@ class ChatMessage:
         """Plain JSON-ready dict."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ChatMessage:
+        """The message :meth:`to_dict` gave; unknown keys are ignored.
+
+        Raises:
+            ValueError: no ``role`` or ``content``, or malformed stats.
+        """
+        if not isinstance(data, dict) or "role" not in data or "content" not in data:
+            raise ValueError("a message needs a role and a content")
+        known = {f for f in cls.__dataclass_fields__ if f in data}
+        values = {f: data[f] for f in known}
+        if values.get("stats") is not None:
+            stat_fields = ReplyStats.__dataclass_fields__
+            try:
+                values["stats"] = ReplyStats(**{k: v for k, v in values["stats"].items()
+                                                if k in stat_fields})
+            except (TypeError, AttributeError) as exc:
+                raise ValueError(f"malformed stats: {exc}") from None
+        return cls(**values)
+
 
 class ChatStore:
     """The messages of one conversation, oldest first."""

@@ -157,3 +157,13 @@ ROUTER_THRESHOLD = 0.40
 """Least cosine similarity (all-MiniLM-L6-v2) between a question and a tool's
 closest example request for the router to pick that tool. Chosen on
 ``tests/data/tool_questions.json`` with ``benchmarks/bench_tools.py``."""
+
+# --- the HTTP API (llmapp serve) -------------------------------------------
+
+API_HOST = "127.0.0.1"
+API_PORT = 8000
+API_MAX_QUEUE = 32
+"""Requests ``llmapp serve`` keeps waiting for a free slot before answering 429."""
+API_REMOTE_CONCURRENCY = 8
+"""Replies generated at once when the model is remote (OpenAI or a compatible
+server), which does its own batching."""

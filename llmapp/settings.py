@@ -168,6 +168,15 @@ SPECS: dict[str, Spec] = {
                            secret=True),
     "LLMAPP_REQUEST_TIMEOUT": Spec("request_timeout_s", _positive_float, config.REQUEST_TIMEOUT_S,
                                    "seconds to wait for a remote model before retrying"),
+    "LLMAPP_API_KEY": Spec("api_key", _secret, None,
+                           "bearer token clients of llmapp serve must send (required when "
+                           "it listens beyond loopback)", secret=True),
+    "LLMAPP_API_CONCURRENCY": Spec("api_concurrency", _non_negative_int, 0,
+                                   "replies llmapp serve generates at once (0: the local "
+                                   f"model's slots, or {config.API_REMOTE_CONCURRENCY} for a "
+                                   "remote model)"),
+    "LLMAPP_API_MAX_QUEUE": Spec("api_max_queue", _non_negative_int, config.API_MAX_QUEUE,
+                                 "requests llmapp serve keeps waiting; more get 429"),
     "LLMAPP_MAX_RETRIES": Spec("max_retries", _non_negative_int, config.MAX_RETRIES,
                                "retries with backoff on rate limits, timeouts and 5xx"),
 }
@@ -210,6 +219,9 @@ class Settings:
     chroma_headers: SecretStr | None = None
     request_timeout_s: float = config.REQUEST_TIMEOUT_S
     max_retries: int = config.MAX_RETRIES
+    api_key: SecretStr | None = None
+    api_concurrency: int = 0
+    api_max_queue: int = config.API_MAX_QUEUE
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:
@@ -298,3 +310,31 @@ def resolve(
             sources[name] = layer
             break
     return Settings(**values, sources=sources)
+
+
+def resolve_choices(provider: str | None = None, model: str | None = None,
+                    base_url: str | None = None, tool_choice: str | None = None,
+                    label: str = "command line") -> Settings:
+    """:func:`resolve`, with the choices a command or a notebook makes as
+    its first layer (named ``label`` in ``sources``): a provider, its model
+    (under the provider's own model setting), an OpenAI-compatible base URL
+    (which implies that provider) and who picks tools.
+
+    Raises:
+        ConfigError: as :func:`resolve`; also an unknown provider.
+    """
+    overrides: dict[str, str] = {}
+    if base_url:
+        overrides["OPENAI_COMPATIBLE_BASE_URL"] = base_url
+        provider = provider or "openai-compatible"
+    if provider:
+        overrides["LLMAPP_PROVIDER"] = provider
+    if tool_choice:
+        overrides["LLMAPP_TOOL_CHOICE"] = tool_choice
+    settings = resolve(sidebar=overrides, overrides_label=label)
+    if model:
+        from llmapp.providers import get_provider
+
+        setting = get_provider(settings.provider_choice()[0]).model_setting
+        settings = resolve(sidebar={**overrides, setting: model}, overrides_label=label)
+    return settings

@@ -86,19 +86,12 @@ def _cache_use(settings, mode: str):
     """The command line's cache: scope ``cli``, or ``shared`` when
     ``LLMAPP_CACHE_SCOPE`` says so; None when off. A database that cannot be
     opened turns it off, with a note."""
-    if mode == "off":
-        return None
-    from llmapp.cache import CacheUse, ResponseCache
-    from llmapp.storage import Database, StoreError
+    from llmapp.cache import open_cache
 
-    try:
-        database = Database(settings.database_url.get_secret_value())
-    except StoreError as exc:
-        print(f"note: response cache off: {exc}", file=sys.stderr)
-        return None
-    cache = ResponseCache(database, ttl_s=settings.cache_ttl_s,
-                          threshold=settings.cache_threshold)
-    return CacheUse(cache, mode, "shared" if settings.cache_scope == "shared" else "cli")
+    cache, note = open_cache(settings, "cli", mode)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return cache
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

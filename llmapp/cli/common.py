@@ -6,30 +6,16 @@ from __future__ import annotations
 import argparse
 
 from llmapp import config
-from llmapp.settings import Settings, resolve
+from llmapp.settings import Settings, resolve_choices
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings, with ``--provider``, ``--base-url``, ``--model`` and
     ``--tool-choice`` as the first layer (``"command line"``)."""
-    overrides: dict[str, str] = {}
-    provider = getattr(args, "provider", None)
-    base_url = getattr(args, "base_url", None)
-    if base_url:
-        overrides["OPENAI_COMPATIBLE_BASE_URL"] = base_url
-        provider = provider or "openai-compatible"
-    if provider:
-        overrides["LLMAPP_PROVIDER"] = provider
-    if getattr(args, "tool_choice", None):
-        overrides["LLMAPP_TOOL_CHOICE"] = args.tool_choice
-    settings = resolve(sidebar=overrides, overrides_label="command line")
-    model = getattr(args, "model", None)
-    if model:
-        from llmapp.providers import get_provider
-
-        setting = get_provider(settings.provider_choice()[0]).model_setting
-        settings = resolve(sidebar={**overrides, setting: model}, overrides_label="command line")
-    return settings
+    return resolve_choices(provider=getattr(args, "provider", None),
+                           model=getattr(args, "model", None),
+                           base_url=getattr(args, "base_url", None),
+                           tool_choice=getattr(args, "tool_choice", None))
 
 
 def cli_guard(settings: Settings):
@@ -37,18 +23,12 @@ def cli_guard(settings: Settings):
     protected phrases of the database when it opens; None at level off."""
     import sys
 
-    from llmapp.safety import guard_for
-    from llmapp.safety.phrases import load_phrases
-    from llmapp.storage import Database, StoreError
+    from llmapp.safety import load_guard
 
-    if settings.safety_level == "off":
-        return None
-    try:
-        phrases = load_phrases(Database(settings.database_url.get_secret_value()))
-    except StoreError as exc:
-        print(f"note: protected phrases unavailable: {exc}", file=sys.stderr)
-        phrases = []
-    return guard_for(settings, phrases)
+    guard, note = load_guard(settings)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return guard
 
 
 def reply_stats(message) -> str:

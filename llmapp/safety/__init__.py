@@ -22,7 +22,7 @@ from llmapp.safety.taxonomy import CATEGORIES, LEVELS
 from llmapp.settings import Settings
 
 __all__ = ["CATEGORIES", "LEVELS", "MAX_CHARS", "Guard", "OutputMonitor", "SafetyError",
-           "Verdict", "checkers_for", "guard_for", "local_checker"]
+           "Verdict", "checkers_for", "guard_for", "load_guard", "local_checker"]
 
 
 @cache
@@ -59,3 +59,24 @@ def guard_for(settings: Settings, phrases: list[tuple[str, str]] | None = None,
     """
     return Guard(level or settings.safety_level, checkers_for(settings),
                  ProtectedPhrases(phrases or [], settings.phrase_action))
+
+
+def load_guard(settings: Settings) -> tuple[Guard | None, str | None]:
+    """The guard for a command or a service: :func:`guard_for` with the
+    protected phrases stored in ``LLMAPP_DATABASE_URL``'s database.
+
+    Returns:
+        ``(guard, note)``: guard is None at level ``off``; note says why the
+        phrases are missing when the database cannot be read (the guard then
+        checks without them), else None.
+    """
+    from llmapp.safety.phrases import load_phrases
+    from llmapp.storage import Database, StoreError
+
+    if settings.safety_level == "off":
+        return None, None
+    try:
+        phrases = load_phrases(Database(settings.database_url.get_secret_value()))
+    except StoreError as exc:
+        return guard_for(settings), f"protected phrases unavailable: {exc}"
+    return guard_for(settings, phrases), None
