@@ -30,13 +30,21 @@ class CpuBudget:
     """Cores available to this process.
 
     Attributes:
-        cores: whole cores, at least 1.
+        cores: whole cores, at least 1 (llama.cpp's decoding threads).
         source: where the number came from, for people: e.g.
             ``"cgroup v2 quota (cpu.max: 150000 100000)"``.
+        batch: threads for prompt processing (many tokens at once); 0 means
+            as many as ``cores``.
     """
 
     cores: int
     source: str
+    batch: int = 0
+
+    @property
+    def batch_cores(self) -> int:
+        """Threads for prompt processing."""
+        return self.batch or self.cores
 
 
 def _read(path: Path) -> str | None:
@@ -105,7 +113,8 @@ def available_cpus(root: Path = CGROUP_ROOT) -> CpuBudget:
 
 def default_threads(setting: int, root: Path = CGROUP_ROOT) -> CpuBudget:
     """Threads for the local model: ``setting`` when above 0, else one less
-    than the cores available (see :func:`available_cpus`), at least 1.
+    than the cores available (see :func:`available_cpus`), at least 1, for
+    decoding, and every available core for prompt processing.
 
     llama.cpp's threads wait for each other at every layer, so when anything
     else wants a core (the app's own Python, other sessions, a browser on the
@@ -113,10 +122,15 @@ def default_threads(setting: int, root: Path = CGROUP_ROOT) -> CpuBudget:
     tokens/s alone but 30 beside one busy Python thread, and 32-48 on the
     Simple Prompt page with Chromium on the same machine; 1 thread gave 59
     alone, 55-69 beside the busy thread and 56 on the page.
+
+    Prompt processing is different: it runs before the first token, while the
+    page waits, and it is compute-bound. A 712-token RAG prompt took 6.0 s to
+    the first token with 1 thread and 3.2 s with 2 (xllamacpp, 2 cores).
     """
     if setting > 0:
         return CpuBudget(setting, f"LLMAPP_LOCAL_N_THREADS = {setting}")
     cores = available_cpus(root)
     if cores.cores == 1:
         return cores
-    return CpuBudget(cores.cores - 1, f"{cores.source}, less one core for the app")
+    return CpuBudget(cores.cores - 1, f"{cores.source}, less one core for the app",
+                     batch=cores.cores)

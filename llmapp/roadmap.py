@@ -75,5 +75,9 @@ PRODUCTION_PIECES = (
     Piece("Evaluation", "pages/8_Evaluation.py",
           "a judge model grades answers over a question set; runs saved and compared in "
           "charts; retrieval metrics"),
+    Piece("HTTP API", None, "`llmapp serve`: OpenAI's chat completions API over chat, RAG and "
+          "the agent, streamed, with auth and a bounded queue"),
+    Piece("Notebook", None, "`llmapp.notebook.Chatbot` streams into Jupyter; "
+          "`notebooks/01_chatbot.ipynb` walks stages 1, 4 and 3"),
 )
 """What a production LLM system adds around the stages, and what is built."""

@@ -113,3 +113,13 @@ def test_safety_benchmark_reports_each_level():
     assert set(data["levels"]) == {"child", "teen", "adult", "off"}
     assert data["levels"]["off"]["unsafe_blocked"] == 0
     assert data["texts"] >= 150
+
+
+@pytest.mark.slow
+def test_api_benchmark_reports_ttft_percentiles_and_throughput_for_both_servers():
+    out, data = bench("bench_api.py", "api.json", "--requests", "3", "--max-tokens", "8")
+    for side in ("baseline", "llmapp"):
+        row = data[side]
+        assert row["requests"] == 3 and row["tokens"] > 0
+        assert row["ttft_p95_s"] >= row["ttft_p50_s"] > 0 and row["tokens_per_s"] > 0
+    assert data["tokens_per_s_ratio"] > 0 and "llmapp / llama.cpp" in out

@@ -53,6 +53,7 @@ def test_a_quota_larger_than_the_machine_does_not_raise_the_count(tmp_path):
 def test_the_setting_wins_over_the_machine(tmp_path):
     write(tmp_path, "cpu.max", "100000 100000\n")
     assert default_threads(3, tmp_path).cores == 3
+    assert default_threads(3, tmp_path).batch_cores == 3
     assert default_threads(0, tmp_path).cores == 1
 
 
@@ -65,3 +66,4 @@ def test_one_core_is_left_to_the_app(tmp_path):
     else:
         assert cores == 2 and budget.cores == 1
         assert budget.source.endswith("less one core for the app")
+    assert budget.batch_cores == cores  # prompts are processed on every core

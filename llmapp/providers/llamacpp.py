@@ -98,7 +98,7 @@ class LlamaCppRuntime(LocalRuntime):
         try:
             self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx,
                                 n_threads=self.threads.cores,
-                                n_threads_batch=self.threads.cores, verbose=False)
+                                n_threads_batch=self.threads.batch_cores, verbose=False)
         except Exception as exc:  # llama.cpp reports a bad file as ValueError
             log.exception("loading %s failed", self.path)
             raise ProviderError(f"Could not load the local model from {self.path.name}: {exc}",

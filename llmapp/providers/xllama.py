@@ -65,7 +65,7 @@ class XllamaRuntime(LocalRuntime):
         Args:
             n_ctx: each request's context window, in tokens (each slot has a
                 KV cache this size).
-            threads: decoding and prompt-processing threads.
+            threads: decoding threads, and prompt-processing threads.
             parallel: slots: requests decoded at once.
 
         Raises:
@@ -81,7 +81,7 @@ class XllamaRuntime(LocalRuntime):
         params.cache_type_k = xllamacpp.ggml_type.GGML_TYPE_Q8_0  # see config.LOCAL_PARALLEL
         params.cache_ram_mib = 0
         params.cpuparams.n_threads = threads.cores
-        params.cpuparams_batch.n_threads = threads.cores
+        params.cpuparams_batch.n_threads = threads.batch_cores
         params.n_threads_http = 2
         params.hostnames = ["127.0.0.1"]
         params.port = 0  # any free port
