@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -122,8 +123,13 @@ def _sse(payload: Any) -> str:
 
 
 class EventStream(StreamingResponse):
-    """A streaming response whose body is always closed when the response
-    ends, also after a disconnect, so the reply is stopped at once."""
+    """A streaming response that always ends its reply: after the body is
+    sent, after a disconnect, and also when the body never started (a client
+    gone before the first byte), ``on_close`` runs once the body is closed."""
+
+    def __init__(self, content: AsyncIterator[str], on_close, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -131,72 +137,63 @@ class EventStream(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()
+            self._on_close()
 
 
-def _piece_delta(piece: Piece, first_text: bool) -> dict[str, Any]:
-    delta: dict[str, Any] = {"content": piece.text} if piece.text else {}
-    if first_text:
-        delta["role"] = "assistant"
-    return delta
-
-
-async def _events(run: Run, it: Iterator[Piece], first: Piece | None, ticket: Ticket,
+async def _events(run: Run, it: Iterator[Piece], first: Piece | None,
                   request: ChatCompletionRequest) -> AsyncIterator[str]:
+    """The reply as server-sent events: a first chunk with the role, one per
+    piece, the last with the finish reason (and ``sources``, ``steps``,
+    ``llmapp``), the usage when asked, then ``[DONE]``. An error mid-stream
+    is sent as OpenAI's error object, and the stream ends there."""
     cid, created, model = schemas.completion_id(), int(time.time()), request.model
+    yield _sse(schemas.chunk(cid, model, created, {"role": "assistant", "content": ""}))
     try:
-        yield _sse(schemas.chunk(cid, model, created, {"role": "assistant", "content": ""}))
         piece = first
         while piece is not None:
             extra = {"step": piece.step} if piece.step is not None else {}
-            yield _sse(schemas.chunk(cid, model, created, _piece_delta(piece, False), **extra))
-            try:
-                piece = await anyio.to_thread.run_sync(_advance, it)
-            except Exception as exc:  # noqa: BLE001 - reported to the client in the stream
-                error = api_error(exc)
-                yield _sse(schemas.error_body(error.status, error.message, error.code))
-                return
+            delta = {"content": piece.text} if piece.text else {}
+            yield _sse(schemas.chunk(cid, model, created, delta, **extra))
+            piece = await anyio.to_thread.run_sync(_advance, it)
         outcome = await anyio.to_thread.run_sync(run.outcome)
-        yield _sse(schemas.chunk(cid, model, created, {}, outcome.finish_reason,
-                                 **outcome.extra))
-        if request.stream_options is not None and request.stream_options.include_usage:
-            yield _sse(schemas.usage_chunk(cid, model, created, schemas.usage(
-                outcome.prompt_tokens, outcome.completion_tokens)))
-        yield "data: [DONE]\n\n"
-    finally:
-        run.close()
-        ticket.release()
+    except Exception as exc:  # noqa: BLE001 - reported to the client in the stream
+        error = api_error(exc)
+        yield _sse(schemas.error_body(error.status, error.message, error.code))
+        return
+    yield _sse(schemas.chunk(cid, model, created, {}, outcome.finish_reason, **outcome.extra))
+    if request.stream_options is not None and request.stream_options.include_usage:
+        yield _sse(schemas.usage_chunk(cid, model, created, schemas.usage(
+            outcome.prompt_tokens, outcome.completion_tokens)))
+    yield "data: [DONE]\n\n"
 
 
-def _collect(run: Run, it: Iterator[Piece], first: Piece | None, stop: Any):
+def _collect(run: Run, it: Iterator[Piece], first: Piece | None, gone: threading.Event):
     """Read the rest of a run (for a non-streamed reply) and return its
-    :class:`~llmapp.api.service.Outcome`; ``stop`` is an event set when the
-    client has gone."""
+    :class:`~llmapp.api.service.Outcome`; stop early once ``gone`` is set
+    (the client has gone)."""
     piece = first
-    while piece is not None and not stop.is_set():
+    while piece is not None and not gone.is_set():
         piece = _advance(it)
     return run.outcome()
 
 
+async def _watch_disconnect(http: Request, gone: threading.Event) -> None:
+    while not await http.is_disconnected():
+        await asyncio.sleep(0.25)
+    gone.set()
+
+
 async def _whole(run: Run, it: Iterator[Piece], first: Piece | None, ticket: Ticket,
                  request: ChatCompletionRequest, http: Request) -> JSONResponse:
-    import threading
-
-    stop = threading.Event()
+    """The reply as one ``chat.completion``; a client that goes away stops it."""
+    gone = threading.Event()
+    watcher = asyncio.ensure_future(_watch_disconnect(http, gone))
     try:
-        async with anyio.create_task_group() as group:
-            async def watch() -> None:
-                while not await http.is_disconnected():
-                    await anyio.sleep(0.25)
-                stop.set()
-
-            group.start_soon(watch)
-            try:
-                outcome = await anyio.to_thread.run_sync(_collect, run, it, first, stop)
-            finally:
-                group.cancel_scope.cancel()
+        outcome = await anyio.to_thread.run_sync(_collect, run, it, first, gone)
     except Exception as exc:  # noqa: BLE001 - answered as an error body
         return _error_response(api_error(exc))
     finally:
+        watcher.cancel()
         run.close()
         ticket.release()
     body = schemas.completion(schemas.completion_id(), request.model, int(time.time()),
@@ -298,7 +295,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise api_error(exc) from exc
             raise
         if body.stream:
-            return EventStream(_events(run, it, first, ticket, body),
+            def close() -> None:
+                run.close()
+                ticket.release()
+
+            return EventStream(_events(run, it, first, body), close,
                                media_type="text/event-stream",
                                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return await _whole(run, it, first, ticket, body, http)

@@ -105,7 +105,9 @@ def test_an_overlong_message_is_refused_and_kept(app, db_url):
 
 @pytest.mark.parametrize("strategy", ["full", "window", "token_budget", "summary"])
 def test_every_strategy_holds_a_conversation_on_the_bundled_model(app, db_url, strategy):
-    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    # The safety filter is not under test here: it withdrew a benign reply of
+    # the sampled model in about 1 of 24 (self-harm 0.55 on "I live in Oslo").
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url, LLMAPP_SAFETY_LEVEL="off")
     at.selectbox(key="memory_strategy").select(strategy).run()
     if strategy in ("window", "summary"):
         at.number_input(key="memory_k").set_value(1).run()
