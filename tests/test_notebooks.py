@@ -8,7 +8,7 @@ import json
 
 import nbformat
 import pytest
-from helpers import ROOT
+from helpers import ROOT, compatible_settings
 from nbclient import NotebookClient
 
 from llmapp.errors import ConfigError
@@ -98,3 +98,12 @@ def test_a_failed_reply_keeps_the_question(capsys):
     assert err.startswith("llmapp: The message is too long")
     assert bot.store.messages[0].content.startswith("word word")
     assert bot.store.messages[-1].error and bot.history[-1]["role"] == "user"
+
+
+@pytest.mark.slow
+def test_the_chatbot_talks_to_an_openai_compatible_server(llama_server, capsys):
+    bot = Chatbot(settings=compatible_settings(llama_server), max_tokens=24)
+    answer = bot.ask("Say hello in one short sentence.")
+    assert answer.strip() and bot.last.stats.provider == "openai-compatible"
+    assert bot.last.stats.usage_source == "reported"
+    assert llama_server.key not in capsys.readouterr().err

@@ -65,10 +65,10 @@ def test_citation_numbers_are_read_back():
     assert cited_numbers("[1] (guide.md)\nechoed context", 2) == []
 
 
-def test_context_is_numbered_with_source_and_page():
+def test_context_is_numbered_and_holds_only_the_text():
     hits = [Hit("a", "guide.pdf", 3, 0, 0.9, "child", "the parent text"),
             Hit("b", "notes.md", None, 4, 0.5, "plain", "plain")]
-    assert format_context(hits) == "[1] (guide.pdf, page 3)\nthe parent text\n\n[2] (notes.md)\nplain"
+    assert format_context(hits) == "[1] the parent text\n\n[2] plain"
 
 
 def test_sources_cited_by_the_model_map_to_chunks(handbook):
@@ -99,7 +99,8 @@ def test_a_grounded_answer_from_the_bundled_model(handbook):
     rag = start_answer(kb, "handbook", store, settings,
                        GenerationParams(temperature=0, max_tokens=60), RetrievalSettings(k=3))
     sent = rag.reply.budget.messages[-1]["content"]
-    assert sent.startswith("Context:\n[1] (03_rag_in_practice.pdf, page 1)")
+    assert sent.startswith("Context:\n[1] Chunking decides what retrieval can find.")
+    assert "03_rag_in_practice" not in sent and " - page " not in sent
     assert "Question: What overlap keeps a sentence" in sent
     chunks = list(rag.reply.stream)
     message = rag.message()

@@ -7,13 +7,23 @@ from helpers import make_pdf
 from llmapp.errors import ConfigError
 from llmapp.rag import IngestError
 from llmapp.rag.chunking import ChunkSettings, chunk
-from llmapp.rag.loaders import MAX_FILE_BYTES, Section, load
+from llmapp.rag.loaders import MAX_FILE_BYTES, Section, drop_running_lines, load
 
 
 def test_pdf_pages_keep_their_numbers():
     sections = load(make_pdf(["Alpha page.", "Beta page.", "Gamma page."]), "three.pdf")
     assert [s.page for s in sections] == [1, 2, 3]
     assert "Beta" in sections[1].text and "Beta" not in sections[0].text
+
+
+def test_running_headers_and_footers_leave_pdf_pages():
+    bodies = ["Owls hunt at night.", "Bats sleep by day.", "Moths follow the moon.",
+              "Foxes walk at dusk."]
+    pages = [f"Field guide - page {n}\n{body}\n{n} / 4" for n, body in enumerate(bodies, 1)]
+    sections = load(make_pdf(pages), "guide.pdf")
+    assert [" ".join(s.text.split()) for s in sections] == bodies
+    kept = drop_running_lines(["Intro\nOwls.", "Intro\nBats."])  # two pages: too few to tell
+    assert kept == ["Intro\nOwls.", "Intro\nBats."]
 
 
 def test_text_markdown_and_html():

@@ -144,13 +144,49 @@ def _pdf(data: bytes, name: str) -> list[Section]:
         if reader.is_encrypted:
             raise IngestError(f"{name}: the PDF is encrypted (password-protected). Remove the "
                               "password and upload it again.")
-        return [Section(page.extract_text() or "", page=i + 1)
-                for i, page in enumerate(reader.pages)]
+        pages = drop_running_lines([page.extract_text() or "" for page in reader.pages])
+        return [Section(text, page=i + 1) for i, text in enumerate(pages)]
     except IngestError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise IngestError(f"{name}: the PDF is damaged and cannot be read ({type(exc).__name__})."
                           ) from None
+
+
+RUNNING_LINES = 2
+"""Lines at the top and at the bottom of each PDF page that may be a running
+header or footer."""
+
+
+def drop_running_lines(pages: list[str]) -> list[str]:
+    """Remove running headers and footers from the text of PDF pages: among
+    the first and last :data:`RUNNING_LINES` lines of each page, a line that
+    recurs (digits aside, so "page 3" matches "page 4") on at least half of
+    the pages, and on 3 or more, is dropped wherever it occurs there.
+
+    Page furniture repeated in every chunk matches every query alike and, put
+    in a prompt, is copied by small models (see
+    :func:`llmapp.rag.answer.format_context`)."""
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split()).lower())
+
+    def edges(text: str) -> list[str]:
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines[:RUNNING_LINES] + lines[-RUNNING_LINES:]
+
+    counts: dict[str, int] = {}
+    for text in pages:
+        for k in {key(line) for line in edges(text)}:
+            counts[k] = counts.get(k, 0) + 1
+    running = {k for k, c in counts.items() if c >= 3 and c * 2 >= len(pages)}
+    if not running:
+        return pages
+    out = []
+    for text in pages:
+        edge = set(edges(text))
+        out.append("\n".join(line for line in text.splitlines()
+                              if not (line in edge and key(line) in running)))
+    return out
 
 
 LOADERS = {".txt": _text, ".md": _text, ".markdown": _text, ".pdf": _pdf,
