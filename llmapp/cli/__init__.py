@@ -13,6 +13,7 @@
     llmapp db upgrade|status [--url URL]
     llmapp guard TEXT [--level child|teen|adult|off] [--output] [--json]
     llmapp serve [--host 127.0.0.1] [--port 8000] [--workers N]
+    llmapp tune validate FILE [--json]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -50,14 +51,15 @@ class IntermixedParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand: one module per command group
     (:mod:`llmapp.cli.chat`, :mod:`llmapp.cli.rag`, :mod:`llmapp.cli.tools`,
-    :mod:`llmapp.cli.db`, :mod:`llmapp.cli.safety`, :mod:`llmapp.cli.serve`)."""
-    from llmapp.cli import chat, db, rag, safety, serve, tools
+    :mod:`llmapp.cli.db`, :mod:`llmapp.cli.safety`, :mod:`llmapp.cli.serve`,
+    :mod:`llmapp.cli.tune`)."""
+    from llmapp.cli import chat, db, rag, safety, serve, tools, tune
 
     parser = IntermixedParser(prog="llmapp",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (chat, rag, tools, db, safety, serve):
+    for group in (chat, rag, tools, db, safety, serve, tune):
         group.register(sub)
     return parser
 
