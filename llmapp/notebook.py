@@ -175,11 +175,10 @@ class Chatbot:
 
     def _footer_lines(self, message: ChatMessage) -> list[str]:
         lines = list(message.notices)
-        for s in message.sources:
-            page = f", page {s['page']}" if s.get("page") else ""
-            mark = {"model": "cited", "matched": "matched by llmapp"}.get(s.get("cited"),
-                                                                           "not used")
-            lines.append(f"[{s['n']}] {s['source']}{page} ({mark})")
+        if message.sources:
+            from llmapp.rag.answer import source_line
+
+            lines += [source_line(s) for s in message.sources]
         if message.stats is not None:
             lines.append(message.stats.summary())
         return lines

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmapp import config
@@ -275,10 +275,14 @@ class Service:
     """
 
     def __init__(self, settings: Settings) -> None:
+        from llmapp.cache import open_cache
         from llmapp.safety import load_guard
 
         self.settings = settings
         self.guard, note = load_guard(settings)
+        if note:
+            log.warning("%s", note)
+        self._cache_use, note = open_cache(settings, "api")
         if note:
             log.warning("%s", note)
         self._kb = None
@@ -339,12 +343,12 @@ class Service:
             stop=request.stops or default.stop)
 
     def _cache(self, request: ChatCompletionRequest):
-        from llmapp.cache import open_cache
-
-        cache, note = open_cache(self.settings, f"api:{request.user}" if request.user else "api")
-        if note:
-            log.warning("%s", note)
-        return cache
+        """The process's cache (opened once), scoped to the request's ``user``
+        unless entries are shared."""
+        cache = self._cache_use
+        if cache is None or cache.scope == "shared" or not request.user:
+            return cache
+        return replace(cache, scope=f"api:{request.user}")
 
     def start(self, request: ChatCompletionRequest) -> Run:
         """Start the reply to ``request``; nothing streams until the run is

@@ -148,7 +148,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """``llmapp ask``: a cited answer, streamed, then its numbered sources."""
-    from llmapp.rag.answer import RetrievalSettings, start_answer
+    from llmapp.rag.answer import RetrievalSettings, source_line, start_answer
     from llmapp.rag.store import knowledge_base
 
     settings = settings_from(args)
@@ -167,9 +167,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"note: {notice}", file=sys.stderr)
     print("\n\nSources:")
     for s in message.sources:
-        mark = {"model": "cited", "matched": "matched by llmapp", "": "not used"}[s["cited"]]
-        page = f", page {s['page']}" if s["page"] else ""
-        print(f"  [{s['n']}] {s['source']}{page}, chunk {s['index']} ({mark})")
+        print(f"  {source_line(s)}")
     print(reply_stats(message), file=sys.stderr)
     return 0
 

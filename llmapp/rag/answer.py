@@ -47,6 +47,18 @@ matched to it (all-MiniLM-L6-v2: a paraphrase scores about 0.6 to 0.9,
 unrelated text below 0.3)."""
 
 
+CITED_LABELS = {"model": "cited", "matched": "matched by llmapp", "": "not used"}
+"""How each value of a source's ``cited`` reads in a list of sources."""
+
+
+def source_line(source: dict) -> str:
+    """One source of :meth:`RagReply.sources` for a plain-text list, e.g.
+    ``[1] guide.pdf, page 3, chunk 0 (cited)``."""
+    page = f", page {source['page']}" if source.get("page") else ""
+    return (f"[{source['n']}] {source['source']}{page}, chunk {source['index']} "
+            f"({CITED_LABELS.get(source.get('cited', ''), 'not used')})")
+
+
 @dataclass(frozen=True)
 class RetrievalSettings:
     """How to retrieve.
