@@ -8,9 +8,11 @@
      hash, check for an older version, embed (files grouped), write.
    Prints chunks/s for both, their ratio (target >= 0.9) and the embedder's
    share of llmapp's time.
-2. Query: a collection of ``--chunks`` chunks; ``--queries`` searches through
-   ``KnowledgeBase.search`` (query embedding included, no LLM). Prints p50 and
-   p95 (target p50 <= 50 ms).
+2. Query: a collection of ``--chunks`` chunks (20 per document, 4 per
+   section heading); ``--queries`` searches through ``KnowledgeBase.search``,
+   hybrid (query embedding included, no LLM). Prints p50 and p95 (target p50
+   <= 50 ms), and the first query's time, which builds the BM25 and
+   section-heading indexes.
 
     python benchmarks/bench_rag.py [--docs 60] [--chunks 10000] [--queries 100]
 """
@@ -89,21 +91,28 @@ def bench_query(n_chunks: int, n_queries: int) -> dict:
                       "dimension": kb.info.dimension})
         texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
                  for _ in range(n_chunks)]
+        # 20 chunks per document, 4 per section: 2,500 section paths at 10k chunks
+        titles = [" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(n_chunks // 20 + 1)]
+        heads = [" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(n_chunks // 4 + 1)]
         for i in range(0, n_chunks, 512):
             batch = texts[i:i + 512]
             col.add(ids=[f"c{i + j}" for j in range(len(batch))],
                     embeddings=embedder.embed_documents(batch), documents=batch,
-                    metadatas=[{"source": f"doc{(i + j) // 20}.txt", "index": (i + j) % 20}
+                    metadatas=[{"source": f"doc{(i + j) // 20}.txt", "index": (i + j) % 20,
+                                "section": f"{titles[(i + j) // 20]} > {heads[(i + j) // 4]}"}
                                for j in range(len(batch))])
         queries = [" ".join(rng.choice(WORDS) for _ in range(8)) + "?" for _ in range(n_queries)]
-        kb.search("big", "warm up", 4)
+        start = time.perf_counter()
+        kb.search("big", "warm up", 4)  # builds the BM25 and section-heading indexes
+        first_ms = (time.perf_counter() - start) * 1000
         times = []
         for q in queries:
             start = time.perf_counter()
             kb.search("big", q, 4)
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return {"chunks": n_chunks, "queries": n_queries, "p50_ms": statistics.median(times),
+    return {"chunks": n_chunks, "queries": n_queries, "first_query_ms": first_ms,
+            "p50_ms": statistics.median(times),
             "p95_ms": times[int(0.95 * (len(times) - 1))]}
 
 
@@ -121,7 +130,8 @@ def main() -> None:
     query = bench_query(args.chunks, args.queries)
     print(f"query at {query['chunks']} chunks: p50 {query['p50_ms']:.1f} ms, p95 "
           f"{query['p95_ms']:.1f} ms (target p50 <= 50 ms: "
-          f"{'met' if query['p50_ms'] <= 50 else 'MISSED'})")
+          f"{'met' if query['p50_ms'] <= 50 else 'MISSED'}); the first query, which builds "
+          f"the indexes: {query['first_query_ms']:.0f} ms")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "rag.json").write_text(json.dumps({"ingest": ingest, "query": query}, indent=2))

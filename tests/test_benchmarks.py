@@ -38,6 +38,7 @@ def test_rag_benchmark_runs_and_reports_both_parts():
                     "--queries", "5")
     assert data["ingest"]["chunks"] > 0 and 0 < data["ingest"]["embedder_share"] <= 1
     assert data["query"]["p95_ms"] >= data["query"]["p50_ms"] > 0
+    assert data["query"]["first_query_ms"] > 0
 
 
 @pytest.mark.slow
@@ -65,6 +66,19 @@ def test_embeddings_benchmark_times_both_embedders():
     _, data = bench("bench_embeddings.py", "embeddings.json", "--chunks", "16")
     assert set(data["rows"]) == {"onnx", "sentence-transformers"}
     assert all(r["dimension"] == 384 and r["chunks_per_s"] > 0 for r in data["rows"].values())
+    top = data["ceiling"]
+    assert 0 < top["mean_tokens"] <= 256 and top["matmul_gflops"] > 0
+    assert data["ceiling_ratio"] > 0
+
+
+def test_embedding_flops_count_matches_the_model_shapes(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_embeddings
+
+    # one token: 6 layers x 2 x (4 x 384^2 + 2 x 384 x 1536 + 2 x 384)
+    assert bench_embeddings.chunk_flops(1) == 6 * 2 * (4 * 384**2 + 2 * 384 * 1536 + 2 * 384)
+    # attention grows with the square of the length, the rest linearly
+    assert bench_embeddings.chunk_flops(256) > 256 * bench_embeddings.chunk_flops(1)
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ changes on every add, replace and delete, and rebuilt when the revision (or
 the chunk count) differs. Every process, on disk or on a Chroma server, thus
 searches exactly what Chroma holds.
 
-Dense and lexical rankings are merged by reciprocal rank fusion (RRF):
+Dense, lexical and section-heading rankings (:mod:`llmapp.rag.sections`)
+are merged by reciprocal rank fusion (RRF):
 score = sum over rankings of 1 / (60 + rank); Cormack, Clarke and Büttcher,
 "Reciprocal rank fusion outperforms Condorcet and individual rank learning
 methods", SIGIR 2009 (k = 60 is theirs).
@@ -25,10 +26,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 RRF_K = 60
-STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "a an and are as at be by can do does for from how i if in into is it its my of on or "
     "so than that the their then there these this to was we what when where which who why "
-    "will with you your".split())
+    "will with you your")
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 """Words too common to rank by; a question's other words are ORed."""
 
 
@@ -80,13 +82,33 @@ class Fused:
     found_by: str
 
 
-def fuse(dense: Sequence[str], lexical: Sequence[str], k: int = RRF_K) -> list[Fused]:
-    """Reciprocal rank fusion of two rankings of chunk ids, best first.
-    ``found_by`` is ``dense``, ``lexical`` or ``both``."""
+def fuse(dense: Sequence[str], lexical: Sequence[str],
+         sections: Sequence[Sequence[str]] = (), k: int = RRF_K) -> list[Fused]:
+    """Reciprocal rank fusion of rankings of chunk ids, best first.
+
+    Args:
+        dense: chunk ids by embedding similarity, best first.
+        lexical: chunk ids by BM25, best first.
+        sections: chunk ids grouped by section, best section first
+            (:meth:`llmapp.rag.sections.SectionIndex.search`). A section's
+            rank goes to one chunk: its best one that ``dense`` or
+            ``lexical`` found. So the headings reorder what the other two
+            rankings found and add nothing of their own, and one section
+            (or, with chunks that carry only a title, one document) cannot
+            fill the results.
+        k: RRF's constant.
+
+    ``found_by`` is ``dense``, ``lexical`` or ``both``.
+    """
     scores: dict[str, float] = {}
     for ranking in (dense, lexical):
         for rank, chunk_id in enumerate(ranking, start=1):
             scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    for rank, group in enumerate(sections, start=1):
+        found = [i for i in group if i in scores]
+        if found:
+            best = max(found, key=lambda i: (scores[i], i))
+            scores[best] += 1.0 / (k + rank)
     dense_set, lexical_set = set(dense), set(lexical)
 
     def by(chunk_id: str) -> str:

@@ -42,6 +42,7 @@ from llmapp.rag.chunking import Chunk, ChunkSettings, chunk
 from llmapp.rag.embeddings import EmbedderInfo, embedder_info
 from llmapp.rag.lexical import LexicalIndex, fuse
 from llmapp.rag.loaders import load
+from llmapp.rag.sections import SectionIndex
 from llmapp.settings import Settings
 
 DEFAULT_COLLECTION = "handbook"
@@ -467,9 +468,10 @@ class KnowledgeBase:
             sources: only these documents.
             max_per_source: at most this many chunks of one document, so one
                 long page cannot crowd out the rest.
-            retriever: ``hybrid`` (dense and BM25 fused by RRF, the default),
-                ``dense`` or ``lexical``. Every hit has its cosine similarity
-                as ``score``, whichever ranking found it.
+            retriever: ``hybrid`` (the default: chunk embeddings, BM25 and
+                section-heading embeddings fused by RRF), ``dense`` or
+                ``lexical``. Every hit has its cosine similarity as
+                ``score``, whichever ranking found it.
 
         Raises:
             RagError: empty query, no such collection, an empty collection,
@@ -502,9 +504,12 @@ class KnowledgeBase:
                 found["ids"][0], found["documents"][0], found["metadatas"][0],
                 found["distances"][0], embeddings, strict=True)}
         lexical: list[str] = []
+        sections: list[list[str]] = []
         if retriever != "dense":
             lexical = _lexical_index(col, total).search(query, n, sources)
-        fused = fuse(list(dense), lexical)
+        if retriever == "hybrid":
+            sections = _section_index(col, total, self.embedder).search(vector, n, sources)
+        fused = fuse(list(dense), lexical, sections)
         if not (mmr or max_per_source):
             fused = fused[:k]  # only these are read back
         rows = self._rows(col, fused, dense, vector)
@@ -550,6 +555,7 @@ class KnowledgeBase:
 RETRIEVERS = ("hybrid", "dense", "lexical")
 """What :meth:`KnowledgeBase.search` can rank by."""
 _LEXICAL: dict[str, tuple[str, int, LexicalIndex]] = {}
+_SECTIONS: dict[str, tuple[str, int, str, SectionIndex]] = {}
 _LEXICAL_LOCK = threading.Lock()
 
 
@@ -574,6 +580,23 @@ def _lexical_index(col, count: int) -> LexicalIndex:
                              for i, doc, m in zip(got["ids"], got["documents"],
                                                   got["metadatas"], strict=True))
         _LEXICAL[str(col.id)] = (*key, index)
+        return index
+
+
+def _section_index(col, count: int, embedder: Embeddings) -> SectionIndex:
+    """The section-heading index of ``col`` (``count`` chunks now), built
+    once per revision, chunk count and embedder."""
+    key = (str((col.metadata or {}).get("revision", "")), count, embedder_info(embedder).id)
+    with _LEXICAL_LOCK:
+        cached = _SECTIONS.get(str(col.id))
+        if cached and cached[:3] == key:
+            return cached[3]
+        got = col.get(include=["metadatas"])
+        previous = cached[3] if cached and cached[2] == key[2] else None
+        index = SectionIndex(((i, m["source"], m.get("section")) for i, m in
+                              zip(got["ids"], got["metadatas"], strict=True)), embedder,
+                             previous)
+        _SECTIONS[str(col.id)] = (*key, index)
         return index
 
 
