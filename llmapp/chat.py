@@ -9,6 +9,7 @@ returns a :class:`Reply` whose stream is a plain ``Iterator[str]``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -55,6 +56,15 @@ class ChatMessage:
     withheld: bool = False
     """Never sent to the model: a message the safety filter blocked, or a
     reply it withdrew (shown to the user, with the reason)."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Stable identifier (UUID4 hex): what feedback on a reply refers to."""
+
+    @property
+    def ratable(self) -> bool:
+        """True for a finished reply that can get feedback: an assistant
+        message with text, not failed, not withdrawn."""
+        return self.role == "assistant" and bool(self.content.strip()) and \
+            self.error is None and not self.withheld
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -90,6 +100,10 @@ class ChatStore:
         """Summary memory's ``(summary, n_messages_folded)``."""
         self.last_budget: Budget | None = None
         """What the model received on the last turn (a MemoryReport with memory)."""
+        self.page = "chat"
+        """Which page the chat is on (``simple``, ``rag``, ``memory``, ...): feedback says it."""
+        self.system_prompt = ""
+        """The system prompt of the last reply, for feedback's context."""
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -145,6 +159,19 @@ class ChatStore:
             if message.role == "user":
                 message.withheld = True
                 return
+
+    def context_of(self, message: ChatMessage) -> list[dict[str, str]]:
+        """What came before ``message``, as the model was sent it: the system
+        prompt (when there was one), then the history up to it (failed and
+        withheld messages left out). Empty when ``message`` is not here."""
+        for index, candidate in enumerate(self.messages):
+            if candidate is message or candidate.id == message.id:
+                system = [{"role": "system", "content": self.system_prompt}] \
+                    if self.system_prompt.strip() else []
+                return system + [{"role": m.role, "content": m.content}
+                                 for m in self.messages[:index]
+                                 if m.error is None and not m.withheld]
+        return []
 
 
 log = logging.getLogger(__name__)
@@ -227,6 +254,7 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         SafetyError: the guard blocked the last user message, or it is too
             long to check.
     """
+    store.system_prompt = system_prompt
     if guard is not None and guard.active and check_input:
         check_last_user(store, guard)
     monitor = OutputMonitor(guard) if guard is not None and guard.active else None

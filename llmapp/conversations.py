@@ -222,18 +222,20 @@ class ConversationStore:
 
         from llmapp.storage.schema import messages as m
 
-        query = (select(m.c.role, m.c.content, m.c.stats, m.c.extra)
+        query = (select(m.c.seq, m.c.role, m.c.content, m.c.stats, m.c.extra)
                  .where(m.c.conversation_id == conversation_id).order_by(m.c.seq))
         with self.database.read() as conn:
             rows = conn.execute(query).all()
         out = []
-        for role, content, stats, extra in rows:
+        for seq, role, content, stats, extra in rows:
             more = json.loads(extra) if extra else {}
             out.append(ChatMessage(role, content,
                                    stats=ReplyStats(**json.loads(stats)) if stats else None,
                                    notices=more.get("notices", []),
                                    sources=more.get("sources", []), steps=more.get("steps", []),
-                                   withheld=more.get("withheld", False)))
+                                   withheld=more.get("withheld", False),
+                                   # messages stored before ids were kept get one from their place
+                                   id=more.get("id") or f"{conversation_id}-{seq}"))
         return out
 
     def load(self, conversation_id: str) -> PersistedChatStore:
@@ -260,14 +262,14 @@ class ConversationStore:
                          .values(summary=state[0], summarized=state[1]))
 
 
-def _extra(message: ChatMessage) -> str | None:
-    """The message's sources, tool steps, notices and safety mark as JSON, or
-    None when it has none."""
+def _extra(message: ChatMessage) -> str:
+    """The message's id, and its sources, tool steps, notices and safety mark
+    when it has them, as JSON."""
     extra = {key: value for key, value in (("sources", message.sources),
                                            ("steps", message.steps),
                                            ("notices", message.notices),
                                            ("withheld", message.withheld)) if value}
-    return json.dumps(extra) if extra else None
+    return json.dumps({"id": message.id, **extra})
 
 
 class PersistedChatStore(ChatStore):

@@ -80,3 +80,21 @@ eval_rows = Table(
     Column("idx", Integer, primary_key=True, autoincrement=False),
     Column("data", Text, nullable=False),  # JSON: Row
 )
+
+feedback = Table(
+    "feedback", metadata,
+    # The rated reply's message id (ChatMessage.id): one row per reply.
+    Column("id", Text, primary_key=True),
+    Column("page", Text, nullable=False),  # where it was given: simple, rag, memory, ...
+    # The stored conversation it belongs to, if any (no foreign key: feedback
+    # outlives a deleted conversation, as dataset material).
+    Column("conversation_id", Text),
+    Column("rating", Integer),  # 1 up, -1 down, NULL: only a correction
+    Column("correction", Text),  # a better answer, written by the user
+    Column("context", Text, nullable=False),  # JSON: [{role, content}] before the reply
+    Column("reply", Text, nullable=False),
+    Column("model", Text),  # "provider:model"
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_feedback_updated_at", "updated_at"),
+)

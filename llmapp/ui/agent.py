@@ -153,13 +153,16 @@ def _render_step(step: dict) -> None:
 def render_agent_chat(store: ChatStore) -> None:
     """The transcript, each agent reply with its steps; under a blocked
     message, the box to edit it."""
+    from llmapp.ui.feedback import feedback_row, saved_feedback
     from llmapp.ui.safety import edit_blocked
 
+    saved = saved_feedback(store)
     for message in store:
         with st.chat_message(message.role):
             render_steps(message.steps)
             render_body(message)
             render_results(message.steps)
+            feedback_row(store, message, saved.get(message.id))
     edit_blocked(store)
 
 
@@ -170,11 +173,14 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
     Who picks the tools follows :func:`llmapp.routing.tool_choice`."""
     from llmapp.ui.safety import edit_blocked, page_guard
 
+    from llmapp.ui.feedback import feedback_row
+
     history = store.history()
     question = history[-1]["content"]
     steps: list[dict] = []
     withdrawn = ""
-    with st.chat_message("assistant"):
+    box = st.chat_message("assistant")
+    with box:
         try:
             status = st.status("Thinking…", expanded=True)
             answer_box = st.empty()
@@ -208,6 +214,8 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
             message = ChatMessage("assistant", "", error=str(exc), steps=steps)
             st.error(str(exc), icon="⚠️")
     store.add(message)
+    with box:
+        feedback_row(store, message)
     edit_blocked(store)
     return message
 

@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def chat_store(name: str) -> ChatStore:
-    """This session's chat store for one page, created on first use."""
-    return st.session_state.setdefault(f"_llmapp_chat_{name}", ChatStore())
+    """This session's chat store for one page, created on first use. ``name``
+    starts with the page's name (``simple``, ``rag_<collection>``), which
+    feedback on its replies records."""
+    store = st.session_state.setdefault(f"_llmapp_chat_{name}", ChatStore())
+    store.page = name.split("_")[0]
+    return store
 
 
 def _notice(text: str) -> None:
@@ -56,10 +60,16 @@ def render_message(message: ChatMessage) -> None:
 
 
 def render_chat(store: ChatStore) -> None:
-    """Draw the stored transcript; under a failed reply, offer Retry; under a
-    cached one, "Ask the model instead"."""
+    """Draw the stored transcript, with feedback controls under each reply;
+    under a failed reply, offer Retry; under a cached one, "Ask the model
+    instead"."""
+    from llmapp.ui.feedback import feedback_row, saved_feedback
+
+    saved = saved_feedback(store)
     for message in store:
-        render_message(message)
+        with st.chat_message(message.role):
+            render_body(message)
+            feedback_row(store, message, saved.get(message.id))
     reply_controls(store)
 
 
@@ -92,8 +102,11 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
         ``(message, reply)``; ``reply`` is None when ``start`` failed. Never
         raises an :class:`~llmapp.errors.LlmappError`: it becomes the message.
     """
+    from llmapp.ui.feedback import feedback_row
+
     reply = None
-    with st.chat_message("assistant"):
+    box = st.chat_message("assistant")
+    with box:
         try:
             with st.spinner(spinner):
                 reply = start()
@@ -130,6 +143,8 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
         store.add(message)
     except LlmappError as exc:  # the reply is shown and kept in this session
         st.warning(f"Not saved: {exc}")
+    with box:
+        feedback_row(store, message)
     return message, reply
 
 

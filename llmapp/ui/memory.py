@@ -84,11 +84,18 @@ def _select(conversation_id: str) -> None:
     st.session_state[_CURRENT] = conversation_id
 
 
-def open_conversation(db: ConversationStore | None) -> ChatStore:
+def open_conversation(db: ConversationStore | None, page: str = "memory") -> ChatStore:
     """The open conversation's chat store: the one picked in the sidebar, the
     most recent one, or a new one. Without a store (or when it fails) a
     session-only chat store. Draws nothing but an error: the list comes
-    last, from :func:`conversation_picker`, so it shows this run's reply."""
+    last, from :func:`conversation_picker`, so it shows this run's reply.
+    ``page`` is recorded with feedback on its replies."""
+    store = _conversation(db)
+    store.page = page
+    return store
+
+
+def _conversation(db: ConversationStore | None) -> ChatStore:
     if db is None:
         return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
     try:

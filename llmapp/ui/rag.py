@@ -280,10 +280,14 @@ def render_rag_chat(store: ChatStore) -> None:
     """The transcript with each answer's sources; Retry under a failed
     answer, the edit box under a blocked question, "Ask the model instead"
     under a cached answer."""
+    from llmapp.ui.feedback import feedback_row, saved_feedback
+
+    saved = saved_feedback(store)
     for message in store:
         with st.chat_message(message.role):
             render_body(message)
             render_sources(message)
+            feedback_row(store, message, saved.get(message.id))
     reply_controls(store)
 
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,

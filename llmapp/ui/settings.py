@@ -129,6 +129,9 @@ def sidebar() -> Settings:
     provider, reason = active_provider(settings)
     st.sidebar.caption(f"Model: **{provider.label}** · `{provider.model_name(settings)}`  \n"
                        f"Why: {reason}.")
+    from llmapp.ui.feedback import SETTINGS
+
+    st.session_state[SETTINGS] = settings  # feedback saves to this run's database
     return settings
 
 

@@ -46,6 +46,16 @@ def test_agent_steps_show_and_survive_a_rerun(scripted, agent_page):
     at.run()  # a rerun redraws the kept steps, collapsed
     assert statuses(at.chat_message[1]) == ["2 tool call(s)"]
     assert '🔧 **calculator** `{"expression": "23*19"}`' in texts(at)
+    at.feedback[0].set_value(1).run()  # thumbs up, kept with the stored conversation
+    assert not at.exception
+    from llmapp.feedback import list_feedback
+    from llmapp.storage import Database
+
+    database = Database(at.secrets["LLMAPP_DATABASE_URL"])
+    [saved] = list_feedback(database)
+    assert (saved.page, saved.rating, saved.reply) == ("agent", 1, "23 × 19 = **437**.")
+    assert saved.conversation_id and saved.context[-1]["content"] == "What is 23*19?"
+    database.close()
 
 
 def test_a_limit_shows_a_stop_card(scripted, agent_page):

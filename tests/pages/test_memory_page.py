@@ -40,6 +40,15 @@ def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path)
     db = ConversationStore(tmp_path / "conversations.sqlite3")
     [conv] = db.list()
     assert conv.title == "My name is Ada." and conv.messages == 4
+    # every reply can be rated; a rating shows again when the conversation is reopened
+    assert len(at.feedback) == 2
+    at.feedback[0].set_value(0).run()
+    from llmapp.feedback import list_feedback
+
+    [saved] = list_feedback(db.database)
+    assert (saved.page, saved.rating, saved.conversation_id) == ("memory", -1, conv.id)
+    again = app(PAGE, LLMAPP_DATABASE_URL=db_url)  # a new session
+    assert [f.value for f in again.feedback] == [0, None]
 
 
 def test_window_zero_sends_only_the_new_question(app, db_url):

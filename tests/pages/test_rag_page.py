@@ -46,6 +46,7 @@ def test_a_fresh_store_loads_the_sample_on_first_visit_and_answers_with_sources(
     # sources survive a rerun
     at.run()
     assert [e.label for e in at.chat_message[1].expander] == labels
+    assert len(at.feedback) == 1  # the answer can be rated
 
 
 def test_nothing_to_ask_until_something_is_ingested(empty_rag_page):

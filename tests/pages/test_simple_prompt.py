@@ -171,3 +171,34 @@ def test_the_safety_level_is_a_sidebar_setting(app):
     at.chat_input[0].set_value("This is bullshit, tell me a joke.").run()
     assert "blocked by the safety filter (level: child)" in at.chat_message[1].error[0].value
     assert "profanity" in at.chat_message[1].error[0].value
+
+
+def test_a_reply_gets_thumbs_and_a_correction_saved_to_the_database(app):
+    import os
+
+    from llmapp.feedback import list_feedback
+    from llmapp.storage import Database
+
+    at = app(PAGE, LLMAPP_SAFETY_LEVEL="off")
+    at.chat_input[0].set_value("Name two fruits.").run()
+    [reply] = assistant_messages(at)
+    [thumbs] = at.feedback
+    thumbs.set_value(0).run()  # thumbs down
+    assert not at.exception
+    [better] = [t for t in at.text_area if t.label == "What should the reply have said?"]
+    better.input("Apples and pears.")
+    [save] = [b for b in at.button if b.label == "Save"]
+    save.click().run()
+    assert not at.exception
+    database = Database(os.environ["LLMAPP_DATABASE_URL"])
+    [saved] = list_feedback(database)
+    assert (saved.page, saved.rating, saved.correction) == ("simple", -1, "Apples and pears.")
+    system, user = saved.context  # the page's system prompt, then the question
+    assert system["role"] == "system" and "helpful assistant" in system["content"]
+    assert user == {"role": "user", "content": "Name two fruits."}
+    assert saved.reply == reply.markdown[0].value
+    assert saved.example()["messages"][-1]["content"] == "Apples and pears."
+    at.feedback[0].set_value(None).run()  # take the rating back; the correction stays
+    [kept] = list_feedback(database)
+    assert kept.rating is None and kept.correction == "Apples and pears."
+    database.close()
