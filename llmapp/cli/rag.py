@@ -186,9 +186,9 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``llmapp eval retrieval|answers|runs``: see :mod:`llmapp.evaluation.command`."""
+    """``llmapp eval retrieval|answers|runs|judge``: see :mod:`llmapp.evaluation.command`."""
     from llmapp.evaluation import command
 
     run = {"retrieval": command.cmd_eval_retrieval, "answers": command.cmd_eval_answers,
-           "runs": command.cmd_eval_runs}[args.kind]
+           "runs": command.cmd_eval_runs, "judge": command.cmd_eval_judge}[args.kind]
     return run(args, settings_from(args))

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction,
     the CLI to set its ``func``."""
     evaluate = sub.add_parser("eval", help="evaluate retrieval or answers over a question set")
     kinds = evaluate.add_subparsers(dest="kind", required=True,
-                                    metavar="retrieval|answers|runs")
+                                    metavar="retrieval|answers|runs|judge")
     retrieval = kinds.add_parser(
         "retrieval", help="hit@k, MRR@k and nDCG@k of a collection's retriever",
         description="QUESTIONS is JSON Lines: one {\"question\": ..., \"source\": ...} per "
@@ -61,6 +61,17 @@ def add_parser(sub: argparse._SubParsersAction,
     answers.add_argument("--metrics", nargs="+", metavar="METRIC",
                          help="some of correctness, faithfulness, relevance, readability")
     answers.add_argument("--json", action="store_true", help="the run as JSON")
+
+    check = kinds.add_parser(
+        "judge", help="check the judge against people's feedback: agreement, Cohen's kappa, "
+                      "position-swap consistency",
+        description="The judge grades every reply people rated on the chat pages and compares "
+                    "each corrected reply with its correction, in both orders.")
+    check.add_argument("--judge", default="local", metavar="PROVIDER[:MODEL]",
+                       help="the judge: local, openai[:model] or openai-compatible[:model]")
+    check.add_argument("--limit", type=int, default=50,
+                       help="the most recent N feedback items (default 50)")
+    check.add_argument("--json", action="store_true", help="the report as JSON")
 
     runs = kinds.add_parser("runs", help="list saved runs, or compare some")
     runs.add_argument("--compare", nargs="+", type=int, metavar="ID",
@@ -162,6 +173,48 @@ def _print_comparison(runs, metrics) -> None:
             else:
                 cells.append(f"{'-' if value is None else value!s:>12}")
         print("  ".join(cells))
+
+
+def cmd_eval_judge(args: argparse.Namespace, settings) -> int:
+    """``llmapp eval judge``: the judge against the feedback in the database.
+
+    Raises:
+        ConfigError: a bad ``--limit`` or judge.
+        ProviderError: the judge failed.
+    """
+    from llmapp.evaluation.agreement import check_judge
+    from llmapp.evaluation.answers import judge_settings
+    from llmapp.feedback import list_feedback
+
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}.")
+    judge = judge_settings(settings, args.judge)
+    items = list_feedback(_database(settings))[-args.limit:]
+    if not items:
+        print("No feedback yet: rate replies with the thumbs under them on the chat pages.")
+        return 0
+
+    def progress(index: int, item) -> None:
+        print(f"[{index + 1}/{len(items)}] thumb {item.thumb or '-'} judge "
+              f"{'-' if item.score is None else item.score}  {item.question[:60]}",
+              file=sys.stderr)
+
+    report = check_judge(items, judge, on_item=progress)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+        return 0
+    kappa = "-" if report.kappa is None else f"{report.kappa:.2f}"
+    print(f"rated replies {report.rated}, graded {report.scored}: agreement "
+          f"{_share(report.agreement)}, Cohen's kappa {kappa}")
+    print("thumb/judge: " + ", ".join(f"{k} {v}" for k, v in sorted(report.confusion.items())))
+    print(f"corrected replies compared both ways {report.pairs}: consistent "
+          f"{_share(report.consistency)}, preferring the correction "
+          f"{report.prefers_correction} of {report.consistent}")
+    return 0
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
 
 
 def cmd_eval_runs(args: argparse.Namespace, settings) -> int:

@@ -214,10 +214,11 @@ def judge_group(settings: Settings, metrics: list[str], answer: str, *, question
     return {m: out[m] for m in metrics}
 
 
-def judge(settings: Settings, metric: str, answer: str, *, question: str = "",
+def judge(settings: Settings, metric: str | Metric, answer: str, *, question: str = "",
           reference: str = "", context: str = "",
           params: GenerationParams = JUDGE_PARAMS) -> Judgement:
-    """Grade ``answer`` on ``metric`` with the model these settings select.
+    """Grade ``answer`` on ``metric`` (a name in :data:`METRICS`, or a
+    :class:`Metric` of the caller's) with the model these settings select.
 
     Returns:
         A :class:`Judgement`; unscored (``score`` None, the raw text kept)
@@ -230,7 +231,8 @@ def judge(settings: Settings, metric: str, answer: str, *, question: str = "",
     """
     from llmapp.prompting.structured import StructuredOutputError, structured_output
 
-    spec = METRICS[metric]
+    spec = metric if isinstance(metric, Metric) else METRICS[metric]
+    metric = spec.name
     if not answer.strip():
         return Judgement(metric, None, "There is no answer to grade.")
     try:

@@ -14,7 +14,8 @@ from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_b
 from llmapp.ui.agent import (agent_limits, agent_reply, manual_console, render_agent_chat,
                              tool_calling_notice, tool_choice_control, tool_picker)
 from llmapp.ui.chains import chain_panel, structured_panel, technique_picker, template_panel
-from llmapp.ui.evaluation import compare_runs, judge_picker, question_set, run_panel, run_rows
+from llmapp.ui.evaluation import (compare_runs, judge_picker, judge_vs_people, question_set,
+                                  run_panel, run_rows)
 from llmapp.ui.safety import phrase_editor, safety_notice, try_text
 from llmapp.ui.status import (context_window, local_model_notice, provider_status, roadmap,
                                storage_notice)
@@ -32,5 +33,5 @@ __all__ = [
     "read_secrets",
     "render_chat", "render_message", "respond", "roadmap", "sidebar", "storage_notice",
     "phrase_editor", "safety_notice", "try_text",
-    "compare_runs", "judge_picker", "question_set", "run_panel", "run_rows",
+    "compare_runs", "judge_picker", "judge_vs_people", "question_set", "run_panel", "run_rows",
 ]

@@ -254,3 +254,63 @@ def compare_runs(settings: Settings) -> None:
         x=alt.X("score:O"), xOffset="run:N", y=alt.Y("questions:Q"),
         color=alt.Color("run:N", legend=None), column=alt.Column("metric:N", title=None),
         tooltip=["run:N", "metric:N", "score:O", "questions:Q"]).properties(width=120))
+
+
+_AGREEMENT = "_llmapp_eval_agreement"
+
+
+def judge_vs_people(settings: Settings, judge: Settings) -> None:
+    """The judge checked against the thumbs and corrections people gave on
+    the chat pages: agreement, Cohen's kappa, position-swap consistency, and
+    every item with the judge's reason."""
+    from llmapp.evaluation.agreement import PASS_SCORE, check_judge
+    from llmapp.feedback import list_feedback
+
+    st.caption(f"The judge grades each reply people rated (helpful at {PASS_SCORE} or more of "
+               f"{SCALE[1]}) and compares each corrected reply with its correction twice, in "
+               "both orders: a judge worth trusting agrees with people beyond chance "
+               "(Cohen's kappa above 0) and gives the same verdict whichever answer comes "
+               "first.")
+    store, error = open_store(settings)
+    if store is None:
+        st.error(f"Feedback is kept in the database, which cannot be opened: {error}")
+        return
+    feedback = list_feedback(store.database)
+    if not feedback:
+        st.info("No feedback yet: rate replies with 👍 or 👎 under them on the chat pages, "
+                "and write a better answer where one was wrong.", icon="🗳️")
+        return
+    rated = sum(f.rating is not None for f in feedback)
+    corrected = sum(bool(f.correction) for f in feedback)
+    left, right = st.columns([1, 2])
+    count = int(left.number_input("Most recent items", 1, len(feedback), min(len(feedback), 50),
+                                  key="eval_agreement_limit"))
+    right.caption(f"{len(feedback)} replies have feedback: {rated} rated, {corrected} "
+                  "corrected.")
+    if st.button("Check the judge", type="primary", key="eval_agreement_run"):
+        items = feedback[-count:]
+        bar = st.progress(0.0, text=f"0 of {len(items)}")
+        try:
+            st.session_state[_AGREEMENT] = check_judge(
+                items, judge, on_item=lambda i, _: bar.progress(
+                    (i + 1) / len(items), text=f"{i + 1} of {len(items)}"))
+        except LlmappError as exc:
+            st.error(str(exc))
+            return
+    report = st.session_state.get(_AGREEMENT)
+    if report is None:
+        return
+    a, b, c = st.columns(3)
+    a.metric("Agreement with thumbs", "–" if report.agreement is None else
+             f"{report.agreement:.0%}", help=f"{report.scored} of {report.rated} rated replies "
+             "graded")
+    b.metric("Cohen's kappa", "–" if report.kappa is None else f"{report.kappa:.2f}",
+             help="1: full agreement; 0: what chance gives; below 0: worse than chance. "
+                  "Undefined when everyone and the judge gave one verdict only.")
+    c.metric("Same verdict both ways", "–" if report.consistency is None else
+             f"{report.consistency:.0%}", help=f"{report.pairs} corrected replies compared; "
+             f"of the consistent verdicts, {report.prefers_correction} prefer the correction")
+    st.dataframe([{"question": i.question, "thumb": i.thumb or "", "judge": i.score,
+                   "judge's verdict": i.verdict or "", "reason": i.reason,
+                   "correction second / first": " / ".join(v or "unscored" for v in i.swap)}
+                  for i in report.items], hide_index=True, width="stretch")

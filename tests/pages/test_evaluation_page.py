@@ -59,3 +59,30 @@ def test_a_new_run_is_the_one_shown(app, env):
     [run] = [b for b in at.button if b.label == "Run the evaluation"]
     run.click().run()
     assert not at.exception and at.selectbox(key="eval_run").value == 2
+
+
+def test_the_judge_is_checked_against_peoples_feedback(app, env):
+    from llmapp.chat import ChatMessage, ChatStore
+    from llmapp.feedback import DOWN, UP, save_feedback
+
+    at = app(PAGE)
+    assert "No feedback yet" in texts(at)
+    store = ChatStore()
+    store.add_user("Name two fruits.")
+    good = store.add(ChatMessage("assistant", "Apples and pears."))
+    store.add_user("What colour is the sky?")
+    bad = store.add(ChatMessage("assistant", "Fruits."))
+    save_feedback(env, store, good, rating=UP)
+    save_feedback(env, store, bad, rating=DOWN, correction="Blue, on a clear day.")
+    at.run()
+    assert "2 replies have feedback: 2 rated, 1 corrected." in texts(at)
+    [check] = [b for b in at.button if b.label == "Check the judge"]
+    check.click().run()
+    assert not at.exception
+    labels = {m.label: m.value for m in at.metric}
+    assert set(labels) == {"Agreement with thumbs", "Cohen's kappa", "Same verdict both ways"}
+    [table] = [d for d in at.dataframe if "thumb" in d.value.columns]
+    assert list(table.value["thumb"]) == ["up", "down"]
+    assert all(score in (0, 1, 2, 3) for score in table.value["judge"])
+    assert table.value["correction second / first"][0] == ""
+    assert " / " in table.value["correction second / first"][1]
