@@ -124,6 +124,8 @@ CHROMA_PATH = ".llmapp/chroma"
 """Folder of the on-disk Chroma store (stage 3), relative to the working directory."""
 DATABASE_URL = "sqlite:///.llmapp/conversations.sqlite3"
 """Where conversations persist (stage 4), relative to the working directory."""
+MODELS_PATH = ".llmapp/models"
+"""Folder of the tuned models (stage 7: LoRA adapters of the bundled model)."""
 
 SAFETY_LEVELS = ("adult", "teen", "child", "off")
 """Safety filter levels (``LLMAPP_SAFETY_LEVEL``); the first is the default.

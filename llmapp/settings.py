@@ -129,6 +129,11 @@ SPECS: dict[str, Spec] = {
                                "local model context window, in tokens"),
     "LLMAPP_LOCAL_N_THREADS": Spec("local_n_threads", _non_negative_int, 0,
                                    "CPU threads for the local model (0: the cores it may use)"),
+    "LLMAPP_LOCAL_ADAPTER": Spec("local_adapter", _text, "",
+                                 "a tuned model (LoRA adapter) to run the bundled model with, "
+                                 "by name (stage 7; empty: the base model)"),
+    "LLMAPP_MODELS_PATH": Spec("models_path", _text, config.MODELS_PATH,
+                               "folder of the tuned models"),
     "LLMAPP_TOOL_CHOICE": Spec("tool_choice", lambda raw: _choice(raw, config.TOOL_CHOICES),
                                config.TOOL_CHOICES[0],
                                "who picks tools: auto (the router for the bundled model, the "
@@ -202,6 +207,8 @@ class Settings:
     local_runtime: str = config.LOCAL_RUNTIMES[0]
     local_n_ctx: int = config.LOCAL_N_CTX
     local_n_threads: int = 0
+    local_adapter: str = ""
+    models_path: str = config.MODELS_PATH
     tool_choice: str = config.TOOL_CHOICES[0]
     database_url: SecretStr = field(default_factory=lambda: SecretStr(config.DATABASE_URL))
     cache_mode: str = config.CACHE_MODES[0]

@@ -14,6 +14,8 @@
     llmapp guard TEXT [--level child|teen|adult|off] [--output] [--json]
     llmapp serve [--host 127.0.0.1] [--port 8000] [--workers N]
     llmapp tune validate FILE [--json]
+    llmapp tune train FILE --name NAME [--epochs N] [--held-out FILE|SHARE] [--json]
+    llmapp tune models [--json]
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.

@@ -13,7 +13,7 @@ from llmapp.errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``tune`` and its subcommands to the CLI's subparsers."""
-    tune = sub.add_parser("tune", help="fine-tuning datasets (stage 7)")
+    tune = sub.add_parser("tune", help="fine-tuning: datasets, training, tuned models (stage 7)")
     verbs = tune.add_subparsers(dest="verb", required=True)
     check = verbs.add_parser("validate", help="check a chat JSONL dataset before training")
     check.add_argument("file")
@@ -21,6 +21,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help='print {"ok", "examples", "counts", "problems", "tokens", ...}')
     provider_args(check)
     check.set_defaults(func=cmd_validate)
+
+    train = verbs.add_parser(
+        "train", help="LoRA-tune the bundled model on a chat JSONL dataset, on the CPU",
+        description="Needs the tune extra (torch, transformers, peft, gguf) and ~3.5 GB of "
+                    "memory. The run goes in a subprocess; Ctrl-C cancels it and registers "
+                    "nothing.")
+    train.add_argument("file")
+    train.add_argument("--name", required=True, help="the tuned model's name")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--learning-rate", type=float, default=2e-4)
+    train.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha is twice it)")
+    train.add_argument("--held-out", default="0.1", metavar="FILE|SHARE",
+                       help="a JSONL file of examples kept for before/after, or the share of "
+                            "FILE kept out of training (default 0.1)")
+    train.add_argument("--replace", action="store_true", help="replace a model of that name")
+    train.add_argument("--json", action="store_true", help="the final status as JSON")
+    train.set_defaults(func=cmd_train)
+
+    listing = verbs.add_parser("models", help="list the tuned models")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_models)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -53,3 +74,105 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"{len(report.problems)} problem(s): " +
           ", ".join(f"{k} {n}" for k, n in report.counts().items()))
     return 0 if report.ok else 1
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be above 0, got {value}.")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``llmapp tune train FILE --name NAME``: run a training job, show its
+    progress on stderr; exit 0 when the model is registered, 1 when the run
+    failed or was cancelled.
+
+    Raises:
+        ConfigError: a bad number, held-out value or name, a name taken, the
+            extra or the memory missing, or a run going on.
+    """
+    from pathlib import Path
+
+    from llmapp.settings import resolve
+    from llmapp.tuning import jobs
+    from llmapp.tuning.train import TrainConfig
+
+    for name, value in (("--epochs", args.epochs), ("--learning-rate", args.learning_rate),
+                        ("--rank", args.rank)):
+        _positive(name, value)
+    if not Path(args.file).is_file():
+        raise ConfigError(f"There is no file {args.file}.")
+    held_out: Path | float
+    if Path(args.held_out).is_file():
+        held_out = Path(args.held_out)
+    else:
+        try:
+            held_out = float(args.held_out)
+        except ValueError:
+            raise ConfigError(f"--held-out is a JSONL file or a share from 0 to 0.5, not "
+                              f"{args.held_out!r}.") from None
+        if not 0 <= held_out <= 0.5:
+            raise ConfigError(f"--held-out as a share goes from 0 to 0.5, not {held_out}.")
+    settings = resolve()
+    config = TrainConfig(args.name, epochs=args.epochs, learning_rate=args.learning_rate,
+                         rank=args.rank, alpha=2 * args.rank)
+    from llmapp.tuning.models import ModelError
+    from llmapp.tuning.train import TuningError
+
+    try:  # every refusal before the run is about the request or the machine: exit 2
+        job = jobs.start(settings, config, Path(args.file), held_out, replace=args.replace)
+    except (TuningError, ModelError) as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"training {args.name} (job {job.id}); Ctrl-C cancels", file=sys.stderr)
+    shown = 0
+    try:
+        while job.running:
+            shown = _show(job.progress(), shown)
+            job.wait(timeout_s=1.0)
+    except KeyboardInterrupt:
+        job.cancel()
+        print("cancelling…", file=sys.stderr)
+        job.wait()
+    _show(job.progress(), shown)
+    status = job.status()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False))
+    elif status["status"] == "done":
+        r = status["result"]
+        print(f"registered {status['model']}: {r['steps']} steps in {r['train_s']:.0f} s "
+              f"({r['s_per_step']:.1f} s/step), loss {r['first_loss']:.2f} -> "
+              f"{r['last_loss']:.2f}, peak RSS {r['peak_rss_mb']:,.0f} MB. Use it with "
+              f"LLMAPP_LOCAL_ADAPTER={status['model']}.")
+    else:
+        print(f"{status['status']}: {status.get('error', '')}", file=sys.stderr)
+    return 0 if status["status"] == "done" else 1
+
+
+def _show(lines: list[dict], shown: int) -> int:
+    for line in lines[shown:]:
+        if "phase" in line:
+            print(line["phase"] + "…", file=sys.stderr)
+        else:
+            print(f"step {line['step']}/{line['steps']} epoch {line['epoch']} "
+                  f"loss {line['loss']:.3f} ({line['elapsed_s']:.0f} s)", file=sys.stderr)
+    return len(lines)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``llmapp tune models``: the registered tuned models."""
+    from llmapp.settings import resolve
+    from llmapp.tuning.models import list_models
+
+    found = list_models(resolve())
+    if args.json:
+        print(json.dumps([{"name": m.name, "adapter": str(m.adapter), "base": m.base,
+                           "created_at": m.created_at, **m.info} for m in found],
+                         ensure_ascii=False))
+        return 0
+    if not found:
+        print("No tuned models yet: llmapp tune train FILE --name NAME")
+    for m in found:
+        r = m.info.get("result", {})
+        print(f"{m.name:20} {m.info.get('train_examples', '?')} examples, "
+              f"{m.info.get('config', {}).get('epochs', '?')} epochs, "
+              f"loss {r.get('last_loss', float('nan')):.2f}  {m.adapter}")
+    return 0

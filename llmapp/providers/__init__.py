@@ -128,7 +128,8 @@ class LocalProvider(Provider):
     picks_tools = False
 
     def model_name(self, settings: Settings) -> str:
-        return config.LOCAL_MODEL_NAME if not settings.local_model_path else settings.local_model_path
+        name = settings.local_model_path or config.LOCAL_MODEL_NAME
+        return f"{name} + {settings.local_adapter}" if settings.local_adapter else name
 
     def status(self, settings: Settings) -> ProviderStatus:
         from llmapp.cpus import default_threads
@@ -155,21 +156,48 @@ class LocalProvider(Provider):
     def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
         from llmapp.providers.local import ChatLocalLlama
 
+        adapters, adapter = _adapters(settings)
         return ChatLocalLlama(
             model_path=settings.local_model_path, runtime_name=settings.local_runtime,
             n_ctx=settings.local_n_ctx,
             n_threads=settings.local_n_threads, temperature=params.temperature,
-            top_p=params.top_p, max_tokens=params.max_tokens, stop=list(params.stop))
+            top_p=params.top_p, max_tokens=params.max_tokens, stop=list(params.stop),
+            adapters=adapters, adapter=adapter)
 
     def token_counter(self, settings: Settings) -> TokenCounter:
         from llmapp.providers.local import LocalCounter, get_runtime
 
         runtime = get_runtime(settings.local_model_path, settings.local_n_ctx,
-                              settings.local_n_threads, settings.local_runtime)
+                              settings.local_n_threads, settings.local_runtime,
+                              _adapters(settings)[0])
         return _cached_counter(("local", id(runtime)), lambda: LocalCounter(runtime))
 
     def context_window(self, settings: Settings) -> int:
         return settings.local_n_ctx
+
+
+def _adapters(settings: Settings) -> tuple[tuple[str, ...], str | None]:
+    """The tuned models' adapter files (all loaded with the bundled model, so
+    that switching needs no reload), and the one ``LLMAPP_LOCAL_ADAPTER``
+    picks (None: the base model).
+
+    Raises:
+        ProviderError: ``LLMAPP_LOCAL_ADAPTER`` names no registered model.
+    """
+    if settings.local_model_path:  # adapters are trained on the bundled model only
+        if settings.local_adapter:
+            raise ProviderError("Tuned models are adapters of the bundled model; unset "
+                                "LLMAPP_LOCAL_MODEL_PATH to use one.", kind="model_load")
+        return (), None
+    from llmapp.tuning.models import ModelError, adapter_paths, get_model
+
+    if not settings.local_adapter:
+        return adapter_paths(settings), None
+    try:
+        chosen = str(get_model(settings, settings.local_adapter).adapter.resolve())
+    except ModelError as exc:
+        raise ProviderError(str(exc), kind="model_load") from exc
+    return adapter_paths(settings), chosen
 
 
 class OpenAIProvider(Provider):

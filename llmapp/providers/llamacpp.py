@@ -140,6 +140,9 @@ class LlamaCppRuntime(LocalRuntime):
 
     def stream(self, messages: Sequence[dict[str, str]], sampling: Sampling,
                schema: dict | None = None) -> Iterator[Delta]:
+        if sampling.adapter is not None:
+            raise ProviderError("Tuned models (LoRA adapters) run on the xllamacpp runtime: set "
+                                "LLMAPP_LOCAL_RUNTIME=xllamacpp.", kind="unavailable")
         channel = Channel()
         dicts = list(messages)
 

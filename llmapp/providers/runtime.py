@@ -64,6 +64,9 @@ class Sampling:
             that would extend a sequence already seen; 0 is off. llama.cpp's
             server applies it; llama-cpp-python has no DRY and ignores it.
         seed: fixed sampling seed, or None.
+        adapter: a LoRA adapter file the runtime loaded (one of its
+            ``adapters``) to apply to this generation, or None for the base
+            model (stage 7's tuned models).
     """
 
     temperature: float = config.DEFAULT_TEMPERATURE
@@ -73,6 +76,7 @@ class Sampling:
     repeat_penalty: float = config.LOCAL_REPEAT_PENALTY
     dry_multiplier: float = config.LOCAL_DRY_MULTIPLIER
     seed: int | None = None
+    adapter: str | None = None
 
 
 @dataclass
@@ -113,6 +117,9 @@ class LocalRuntime(ABC):
         parallel: requests it decodes at once (others wait their turn).
         wait_s: how long a request waits for its turn before failing as
             ``busy``.
+        adapters: LoRA adapter files loaded beside the model, which a
+            request may apply (:attr:`Sampling.adapter`); empty on a runtime
+            that cannot.
     """
 
     name: str = ""
@@ -121,6 +128,7 @@ class LocalRuntime(ABC):
         self.path = path
         self.n_ctx = n_ctx
         self.threads = threads
+        self.adapters: tuple[str, ...] = ()
         self.parallel = 1
         self.wait_s = config.LOCAL_LOCK_TIMEOUT_S
         self._in_flight = 0
@@ -304,11 +312,12 @@ _CURRENT: dict[str, Any] = {"key": None, "runtime": None}
 _LOCK = threading.Lock()
 
 
-def get_runtime(name: str, path: Path, n_ctx: int, n_threads: int) -> LocalRuntime:
+def get_runtime(name: str, path: Path, n_ctx: int, n_threads: int,
+                adapters: tuple[str, ...] = ()) -> LocalRuntime:
     """The process's runtime for this model, loading it on first use.
 
     One runtime lives per process: asking for another model, window, thread
-    count or runtime closes the current one first.
+    count, runtime or set of adapters closes the current one first.
 
     Args:
         name: one of :data:`RUNTIMES`.
@@ -316,6 +325,8 @@ def get_runtime(name: str, path: Path, n_ctx: int, n_threads: int) -> LocalRunti
         n_ctx: context window in tokens.
         n_threads: CPU threads; 0 means the cores this process may use
             (:func:`llmapp.cpus.available_cpus`, which reads the cgroup quota).
+        adapters: LoRA adapter files to load beside the model (xllamacpp
+            only; llama-cpp-python loads none).
 
     Raises:
         ProviderError: ``unavailable`` if the runtime's package is missing;
@@ -327,7 +338,8 @@ def get_runtime(name: str, path: Path, n_ctx: int, n_threads: int) -> LocalRunti
     if not path.is_file():
         raise ProviderError(f"The local model file does not exist: {path}", kind="model_load")
     threads = default_threads(n_threads)
-    key = (name, str(path), n_ctx, threads.cores)
+    adapters = tuple(adapters) if name == "xllamacpp" else ()
+    key = (name, str(path), n_ctx, threads.cores, adapters)
     with _LOCK:
         if _CURRENT["key"] == key:
             return _CURRENT["runtime"]
@@ -335,17 +347,20 @@ def get_runtime(name: str, path: Path, n_ctx: int, n_threads: int) -> LocalRunti
             log.info("replacing the local runtime %s", _CURRENT["key"])
             _CURRENT["runtime"].close()
             _CURRENT.update(key=None, runtime=None)
-        runtime = _load(name, path, n_ctx, threads)
+        runtime = _load(name, path, n_ctx, threads, adapters)
         _CURRENT.update(key=key, runtime=runtime)
         return runtime
 
 
-def _load(name: str, path: Path, n_ctx: int, threads: CpuBudget) -> LocalRuntime:
+def _load(name: str, path: Path, n_ctx: int, threads: CpuBudget,
+          adapters: tuple[str, ...]) -> LocalRuntime:
     if name == "xllamacpp":
-        from llmapp.providers.xllama import XllamaRuntime as cls
-    else:
-        from llmapp.providers.llamacpp import LlamaCppRuntime as cls
-    return cls.load(path, n_ctx, threads)
+        from llmapp.providers.xllama import XllamaRuntime
+
+        return XllamaRuntime.load(path, n_ctx, threads, adapters=adapters)
+    from llmapp.providers.llamacpp import LlamaCppRuntime
+
+    return LlamaCppRuntime.load(path, n_ctx, threads)
 
 
 def loaded_runtime() -> LocalRuntime | None:

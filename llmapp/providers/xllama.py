@@ -59,7 +59,8 @@ class XllamaRuntime(LocalRuntime):
 
     @classmethod
     def load(cls, path: Path, n_ctx: int, threads: CpuBudget,
-             parallel: int = config.LOCAL_PARALLEL) -> XllamaRuntime:
+             parallel: int = config.LOCAL_PARALLEL,
+             adapters: tuple[str, ...] = ()) -> XllamaRuntime:
         """Start the server on ``path``.
 
         Args:
@@ -67,6 +68,9 @@ class XllamaRuntime(LocalRuntime):
                 KV cache this size).
             threads: decoding threads, and prompt-processing threads.
             parallel: slots: requests decoded at once.
+            adapters: GGUF LoRA adapter files, loaded at scale 0: each
+                request says which one applies (llama.cpp's per-request
+                ``lora`` field); a request that names none gets the base.
 
         Raises:
             ProviderError: ``model_load`` if llama.cpp cannot load the file.
@@ -80,6 +84,8 @@ class XllamaRuntime(LocalRuntime):
         params.kv_unified = False
         params.cache_type_k = xllamacpp.ggml_type.GGML_TYPE_Q8_0  # see config.LOCAL_PARALLEL
         params.cache_ram_mib = 0
+        params.lora_adapters = [_adapter(a) for a in adapters]
+        params.lora_init_without_apply = True
         params.cpuparams.n_threads = threads.cores
         params.cpuparams_batch.n_threads = threads.batch_cores
         params.n_threads_http = 2
@@ -97,9 +103,12 @@ class XllamaRuntime(LocalRuntime):
             log.exception("loading %s failed", path)
             raise ProviderError(f"Could not load the local model from {path.name}: {exc}",
                                 kind="model_load") from exc
-        log.info("xllamacpp loaded %s (n_ctx=%d, %d slots, %d threads) in %.2f s", path.name,
-                 n_ctx, parallel, threads.cores, time.perf_counter() - started)
-        return cls(server, key, path, n_ctx, threads, parallel)
+        log.info("xllamacpp loaded %s (n_ctx=%d, %d slots, %d threads, %d adapters) in %.2f s",
+                 path.name, n_ctx, parallel, threads.cores, len(adapters),
+                 time.perf_counter() - started)
+        runtime = cls(server, key, path, n_ctx, threads, parallel)
+        runtime.adapters = tuple(adapters)
+        return runtime
 
     def _post(self, endpoint: str, body: dict) -> dict:
         request = urllib.request.Request(
@@ -135,6 +144,13 @@ class XllamaRuntime(LocalRuntime):
             body["seed"] = sampling.seed
         if schema is not None:
             body["response_format"] = {"type": "json_object", "schema": schema}
+        if sampling.adapter is not None and sampling.adapter not in self.adapters:
+            raise ProviderError(f"The tuned model's adapter {Path(sampling.adapter).parent.name!r} "
+                                "is not loaded; reload the page to load new tuned models.",
+                                kind="model_load")
+        if self.adapters:  # always explicit: a request without it gets the load-time scales
+            body["lora"] = [{"id": i, "scale": 1.0 if a == sampling.adapter else 0.0}
+                            for i, a in enumerate(self.adapters)]
         return body
 
     def stream(self, messages: Sequence[dict[str, str]], sampling: Sampling,
@@ -166,6 +182,15 @@ class XllamaRuntime(LocalRuntime):
 
     def close(self) -> None:
         self._server = None  # the Server's destructor stops its loop and frees the model
+
+
+def _adapter(path: str) -> Any:
+    import xllamacpp
+
+    info = xllamacpp.CommonAdapterLoraInfo()
+    info.path = path
+    info.scale = 0.0
+    return info
 
 
 def _forward(event: dict, channel: Channel, state: dict) -> bool:
