@@ -47,6 +47,9 @@ STAGES: tuple[Stage, ...] = (
           "base; for a model too small to choose, a semantic router picks."),
     Stage(6, "Agent", "pages/6_Agent.py",
           "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
+    Stage(7, "Fine-tuning", "pages/9_Fine_tuning.py",
+          "Learn from use: feedback on every reply, datasets from it, LoRA training on the CPU, "
+          "and the tuned model beside the base."),
 )
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ PRODUCTION_PIECES = (
     Piece("Output formatting", "pages/2_Prompt_Chains.py", "structured JSON output, stage 2"),
     Piece("Evaluation", "pages/8_Evaluation.py",
           "a judge model grades answers over a question set; runs saved and compared in "
-          "charts; retrieval metrics"),
+          "charts; retrieval metrics; the judge checked against people's feedback"),
     Piece("HTTP API", None, "`llmapp serve`: OpenAI's chat completions API over chat, RAG and "
           "the agent, streamed, with auth and a bounded queue"),
     Piece("Notebook", None, "`llmapp.notebook.Chatbot` streams into Jupyter; "

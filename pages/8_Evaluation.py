@@ -19,10 +19,13 @@ if kb is None:
 questions, collection = ui.question_set(kb)
 judge = ui.judge_picker(settings)
 ui.run_panel(settings, kb, collection, questions, judge)
-tab_rows, tab_compare, tab_people = st.tabs(["A run", "Compare runs", "Judge vs people"])
+tab_rows, tab_compare, tab_people, tab_tuned = st.tabs(
+    ["A run", "Compare runs", "Judge vs people", "Base vs tuned"])
 with tab_rows:
     ui.run_rows(settings)
 with tab_compare:
     ui.compare_runs(settings)
 with tab_people:
     ui.judge_vs_people(settings, judge)
+with tab_tuned:
+    ui.base_vs_tuned(settings)

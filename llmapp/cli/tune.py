@@ -39,6 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--json", action="store_true", help="the final status as JSON")
     train.set_defaults(func=cmd_train)
 
+    distill = verbs.add_parser(
+        "distill", help="a teacher answers a question list; the judge keeps the good answers",
+        description="QUESTIONS is a text file (one question per line) or JSON Lines with a "
+                    '"question" per line. Writes chat JSONL to --out.')
+    distill.add_argument("questions", metavar="QUESTIONS")
+    distill.add_argument("--teacher", required=True, metavar="PROVIDER[:MODEL]",
+                         help="local, openai[:model] or openai-compatible[:model]")
+    distill.add_argument("--judge", default="local", metavar="PROVIDER[:MODEL]")
+    distill.add_argument("--collection", help="answer from this collection's chunks")
+    distill.add_argument("--min-score", type=int, default=2, help="keep answers scored >= this")
+    distill.add_argument("--out", required=True, help="the JSONL file to write")
+    distill.set_defaults(func=cmd_distill)
+
     listing = verbs.add_parser("models", help="list the tuned models")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_models)
@@ -175,4 +188,59 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{m.name:20} {m.info.get('train_examples', '?')} examples, "
               f"{m.info.get('config', {}).get('epochs', '?')} epochs, "
               f"loss {r.get('last_loss', float('nan')):.2f}  {m.adapter}")
+    return 0
+
+
+def _questions(path: str) -> list[str]:
+    from pathlib import Path
+
+    questions = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                line = str(json.loads(line).get("question", "")).strip()
+            except ValueError:
+                raise ConfigError(f"{path}: a line starts with {{ but is not JSON.") from None
+        if line:
+            questions.append(line)
+    if not questions:
+        raise ConfigError(f"{path} holds no questions.")
+    return questions
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """``llmapp tune distill QUESTIONS --teacher P[:M] --out FILE``: the kept
+    answers as chat JSONL; a line per question on stderr.
+
+    Raises:
+        ConfigError: a bad teacher, judge, score or question file.
+        ProviderError: the teacher or judge failed.
+    """
+    from llmapp.evaluation.answers import judge_settings
+    from llmapp.settings import resolve
+    from llmapp.tuning.datasets import distill, write_jsonl
+
+    if not 0 <= args.min_score <= 3:
+        raise ConfigError(f"--min-score goes from 0 to 3, not {args.min_score}.")
+    questions = _questions(args.questions)
+    settings = resolve()
+    teacher = judge_settings(settings, args.teacher)
+    judge = judge_settings(settings, args.judge)
+    kb = None
+    if args.collection:
+        from llmapp.rag.store import knowledge_base
+
+        kb = knowledge_base(settings)
+
+    def progress(index, row, reason):
+        print(f"[{index + 1}/{len(questions)}] {'kept' if row else 'dropped'}: "
+              f"{questions[index][:60]} ({reason})", file=sys.stderr)
+
+    rows = distill(questions, teacher, judge, kb=kb, collection=args.collection,
+                   min_score=args.min_score, on_row=progress)
+    write_jsonl(rows, args.out)
+    print(f"{len(rows)} of {len(questions)} answers kept in {args.out}")
     return 0

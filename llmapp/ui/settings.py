@@ -96,6 +96,7 @@ def sidebar() -> Settings:
         _persistent_widget(st.text_input, "Model name", "OPENAI_COMPATIBLE_MODEL",
                            placeholder=config.COMPATIBLE_DEFAULT_MODEL)
         _key_form("OPENAI_COMPATIBLE_API_KEY", "Server API key (optional)")
+        _tuned_model_picker()
     _persistent_widget(st.sidebar.selectbox, "Safety level", "LLMAPP_SAFETY_LEVEL", "",
                        options=("",) + config.SAFETY_LEVELS,
                        format_func=lambda v: v or "default (LLMAPP_SAFETY_LEVEL)",
@@ -133,6 +134,23 @@ def sidebar() -> Settings:
 
     st.session_state[SETTINGS] = settings  # feedback saves to this run's database
     return settings
+
+
+def _tuned_model_picker() -> None:
+    """The tuned models (stage 7), when there are any: the local provider
+    then runs the bundled model with the one picked."""
+    from llmapp.tuning.models import list_models
+
+    try:
+        names = [m.name for m in list_models(resolve(secrets=read_secrets()))]
+    except ConfigError:
+        return
+    if not names and not _values().get("LLMAPP_LOCAL_ADAPTER"):
+        return
+    st.markdown("**Tuned model** (the bundled model with a LoRA adapter)")
+    _persistent_widget(st.selectbox, "Tuned model", "LLMAPP_LOCAL_ADAPTER", "",
+                       options=["", *names], format_func=lambda v: v or "none: the base model",
+                       help="Made on the Fine-tuning page. Applies when the provider is local.")
 
 
 def active(settings: Settings) -> tuple[Provider, str]:
