@@ -4,8 +4,7 @@ position-swap consistency (llmapp.evaluation.agreement)."""
 import pytest
 
 from llmapp.chat import ChatMessage, ChatStore
-from llmapp.evaluation.agreement import (Preference, check_judge, cohen_kappa, compare,
-                                         question_of)
+from llmapp.evaluation.agreement import Preference, check_judge, cohen_kappa, compare, question_of
 from llmapp.evaluation.judge import Judgement
 from llmapp.feedback import DOWN, UP, list_feedback, save_feedback
 from llmapp.storage import Database

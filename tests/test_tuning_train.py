@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import ROOT, run_cli
+
 from llmapp.errors import ProviderError
 from llmapp.providers import GenerationParams, get_provider
 from llmapp.providers.local import get_runtime
@@ -87,7 +87,7 @@ def test_the_adapter_is_a_gguf_lora_that_the_runtime_applies_per_request(tuned):
     path = str(model.adapter.resolve())
     runtime = get_runtime(adapters=(path,))
     assert runtime.adapters == (path,)
-    greedy = dict(temperature=0.0, top_p=1.0, max_tokens=24)
+    greedy = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 24}
     question = [{"role": "user", "content": "What is the capital of France?"}]
     tuned_reply = "".join(d.text or "" for d in runtime.stream(
         question, Sampling(**greedy, adapter=path)))
