@@ -137,3 +137,11 @@ def test_api_benchmark_reports_ttft_percentiles_and_throughput_for_both_servers(
         assert row["requests"] == 3 and row["tokens"] > 0
         assert row["ttft_p95_s"] >= row["ttft_p50_s"] > 0 and row["tokens_per_s"] > 0
     assert data["tokens_per_s_ratio"] > 0 and "llmapp / llama.cpp" in out
+
+
+@pytest.mark.slow
+def test_tuning_benchmark_trains_and_compares():
+    _, data = bench("bench_tuning.py", "tuning.json", "--epochs", "1", "--examples", "8",
+                    "--held-out", "2")
+    assert data["train"]["steps"] == 1 and data["held_out"] == 2
+    assert set(data["totals"]) == {"base", "tuned"} and data["speed_ratio"] > 0
