@@ -47,7 +47,7 @@ STAGES: tuple[Stage, ...] = (
           "base; for a model too small to choose, a semantic router picks."),
     Stage(6, "Agent", "pages/6_Agent.py",
           "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
-    Stage(7, "Fine-tuning", "pages/9_Fine_tuning.py",
+    Stage(7, "Fine-tuning", "pages/9_Fine-tuning.py",
           "Learn from use: feedback on every reply, datasets from it, LoRA training on the CPU, "
           "and the tuned model beside the base."),
 )

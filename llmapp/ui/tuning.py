@@ -21,6 +21,7 @@ DEMO_HELD_OUT = ROOT / "data" / "tuning" / "short_answer_heldout.jsonl"
 SOURCES = ("Demo: short answers", "Feedback from the chat pages", "Stored conversations",
            "Upload a JSONL file")
 _COMPARE = "_llmapp_tune_compare"
+_ASKED = "_llmapp_tune_asked"
 
 
 def training_notice() -> bool:
@@ -201,26 +202,37 @@ def models_panel(settings: Settings) -> None:
 
 
 def side_by_side(settings: Settings, model) -> None:
-    """One prompt to the base and the tuned model, answers side by side."""
+    """One prompt to the base and the tuned model, answers side by side
+    (kept until the next question, so other buttons do not erase them)."""
     from dataclasses import replace
 
     from llmapp.providers import GenerationParams, get_provider
 
     prompt = st.text_input("Ask both", "What is the capital of Canada?", key="tune_ask")
-    if not st.button("Ask the base and the tuned model", key="tune_ask_go") or not prompt.strip():
+    kept = st.session_state.get(_ASKED)
+    asked = st.button("Ask the base and the tuned model", key="tune_ask_go")
+    labels = ("Base", model.label)
+    if not asked or not prompt.strip():
+        if kept and kept[0] == (prompt, model.name):
+            for column, label, text in zip(st.columns(2), labels, kept[1], strict=True):
+                column.markdown(f"**{label}**")
+                column.markdown(text)
         return
     local = get_provider("local")
     params = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=160)
-    for column, label, adapter in zip(st.columns(2), ("Base", model.label),
-                                      ("", model.name), strict=True):
+    replies = []
+    for column, label, adapter in zip(st.columns(2), labels, ("", model.name), strict=True):
         with column:
             st.markdown(f"**{label}**")
             try:
                 chat = local.chat_model(replace(settings, local_adapter=adapter,
                                                 local_model_path=""), params)
-                st.write_stream(chunk.text for chunk in chat.stream([("user", prompt)]))
+                replies.append(st.write_stream(chunk.text for chunk in chat.stream(
+                    [("user", prompt)])))
             except LlmappError as exc:
                 st.error(str(exc))
+                replies.append("")
+    st.session_state[_ASKED] = ((prompt, model.name), replies)
 
 
 def before_after(settings: Settings, model) -> None:
@@ -261,7 +273,7 @@ def before_after(settings: Settings, model) -> None:
     c.metric("Tokens/s", f"{totals['tuned']['tokens_per_s']:.0f}",
              f"{totals['tuned']['tokens_per_s'] - totals['base']['tokens_per_s']:+.0f} vs base",
              help="Applying an adapter costs some speed; the same runtime serves both.")
-    st.bar_chart({"check": ["in the reference's form", "similarity to the reference"],
+    st.bar_chart({"check": ["form", "similarity"],
                   "base": [totals["base"]["form"], totals["base"]["similarity"]],
                   model.label: [totals["tuned"]["form"], totals["tuned"]["similarity"]]},
                  x="check", y=["base", model.label], x_label="", stack=False, height=240)
