@@ -141,7 +141,7 @@ def test_api_benchmark_reports_ttft_percentiles_and_throughput_for_both_servers(
 
 @pytest.mark.slow
 def test_tuning_benchmark_trains_and_compares():
-    _, data = bench("bench_tuning.py", "tuning.json", "--epochs", "1", "--examples", "8",
+    _, data = bench("bench_tuning.py", "tuning.json", "--epochs", "1", "--examples", "10",
                     "--held-out", "2")
-    assert data["train"]["steps"] == 1 and data["held_out"] == 2
+    assert data["train"]["steps"] == 2 and data["held_out"] == 2  # 10 examples, batches of 8
     assert set(data["totals"]) == {"base", "tuned"} and data["speed_ratio"] > 0

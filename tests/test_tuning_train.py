@@ -153,3 +153,13 @@ def test_the_cli_trains_lists_and_refuses(tuned, tmp_path):
                           ((str(DEMO), "--name", "x", "--held-out", "0.9"), "from 0 to 0.5")):
         bad = run_cli("tune", "train", *args, **env)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
+@pytest.mark.slow
+def test_a_dataset_that_fails_its_checks_fails_the_run_clearly(tmp_path):
+    settings = resolve(environ={"LLMAPP_MODELS_PATH": str(tmp_path / "models")}, env_file={})
+    status = jobs.start(settings, TrainConfig("few"), small_dataset(tmp_path, n=5)).wait(120)
+    assert status["status"] == "failed"
+    assert status["error"] == ("The dataset has 1 problem(s); the file: 5 usable examples: train "
+                               "on at least 10. (llmapp tune validate lists them all).")
+    assert list_models(settings) == []

@@ -72,8 +72,9 @@ def run(folder: Path) -> dict:
         report = validate_file(request["dataset"])
         if not report.ok:
             first = report.problems[0]
-            raise TuningError(f"The dataset has {len(report.problems)} problem(s); line "
-                              f"{first.line}: {first.message} (llmapp tune validate lists all).")
+            where = f"line {first.line}" if first.line else "the file"
+            raise TuningError(f"The dataset has {len(report.problems)} problem(s); {where}: "
+                              f"{first.message} (llmapp tune validate lists them all).")
         train_set, held_out = split(_examples(Path(request["dataset"])), request["held_out"],
                                     config.seed)
         _write(folder, {"phase": "tokenizing", "train": len(train_set),
