@@ -85,6 +85,8 @@ def save_feedback(database: Database, store: ChatStore, message: ChatMessage, *,
             1, -1 or None, a correction over :data:`CORRECTION_MAX_CHARS`, or
             the database failed.
     """
+    from sqlalchemy import select
+
     from llmapp.storage.schema import feedback as f
 
     if not message.ratable:
@@ -98,8 +100,6 @@ def save_feedback(database: Database, store: ChatStore, message: ChatMessage, *,
                              f"long; this one has {len(correction):,}.")
     now = time.time()
     with database.write() as conn:
-        from sqlalchemy import select
-
         old = conn.execute(select(f).where(f.c.id == message.id)).first()
         new_rating = (old.rating if old else None) if rating is _KEEP else rating
         new_correction = (old.correction if old else None) if correction is _KEEP else correction

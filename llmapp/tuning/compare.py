@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from llmapp.providers import GenerationParams, get_provider
 from llmapp.settings import Settings
@@ -84,6 +85,15 @@ class CompareReport:
                 "totals": self.totals()}
 
 
+def base_and_tuned(settings: Settings, model: TunedModel,
+                   params: GenerationParams = COMPARE_PARAMS) -> tuple[Any, Any]:
+    """Chat models for the bundled base and for ``model`` (the same runtime,
+    the adapter applied per request), whatever ``settings`` pick."""
+    local = get_provider("local")
+    return tuple(local.chat_model(replace(settings, local_adapter=adapter, local_model_path=""),
+                                  params) for adapter in ("", model.name))
+
+
 def compare_models(settings: Settings, model: TunedModel, examples: Sequence[dict], *,
                    on_row: Callable[[int, Compared], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> CompareReport:
@@ -97,11 +107,7 @@ def compare_models(settings: Settings, model: TunedModel, examples: Sequence[dic
 
     from llmapp.rag.embeddings import LocalEmbeddings
 
-    local = get_provider("local")
-    base = local.chat_model(replace(settings, local_adapter="", local_model_path=""),
-                            COMPARE_PARAMS)
-    tuned = local.chat_model(replace(settings, local_adapter=model.name, local_model_path=""),
-                             COMPARE_PARAMS)
+    base, tuned = base_and_tuned(settings, model)
     embedder = LocalEmbeddings()
     report = CompareReport(model.name)
     for index, example in enumerate(examples):

@@ -94,11 +94,14 @@ def from_file(path: str | Path) -> list[Row]:
 
 
 def write_jsonl(rows: Sequence[Row], path: str | Path) -> Path:
-    """Write the rows' examples as chat JSONL; return the path."""
+    """Write the rows' examples as chat JSONL (left alone when the file
+    already holds exactly that); return the path."""
     path = Path(path)
+    text = "".join(json.dumps(r.example, ensure_ascii=False) + "\n" for r in rows)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r.example, ensure_ascii=False) + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 

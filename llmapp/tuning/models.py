@@ -118,12 +118,6 @@ def get_model(settings: Settings, name: str) -> TunedModel:
                      "Train one on the Fine-tuning page or with llmapp tune train.")
 
 
-def adapter_paths(settings: Settings) -> tuple[str, ...]:
-    """Every registered model's adapter file, by name: what the local
-    runtime loads at start, so that each request can pick one."""
-    return tuple(str(m.adapter.resolve()) for m in list_models(settings))
-
-
 def new_partial(settings: Settings, name: str) -> Path:
     """A fresh hidden folder to write a model ``name`` into."""
     root = models_dir(settings)

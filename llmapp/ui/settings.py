@@ -81,7 +81,8 @@ def sidebar() -> Settings:
 
     Stops the page with a clear message if a setting is malformed.
     """
-    with st.sidebar.expander("Model provider", expanded=False):
+    provider_box = st.sidebar.expander("Model provider", expanded=False)
+    with provider_box:
         _persistent_widget(st.selectbox, "Provider", "LLMAPP_PROVIDER", "auto",
                            options=_PROVIDER_OPTIONS,
                            help="auto: OpenAI when a key is set, else an OpenAI-compatible "
@@ -96,7 +97,6 @@ def sidebar() -> Settings:
         _persistent_widget(st.text_input, "Model name", "OPENAI_COMPATIBLE_MODEL",
                            placeholder=config.COMPATIBLE_DEFAULT_MODEL)
         _key_form("OPENAI_COMPATIBLE_API_KEY", "Server API key (optional)")
-        _tuned_model_picker()
     _persistent_widget(st.sidebar.selectbox, "Safety level", "LLMAPP_SAFETY_LEVEL", "",
                        options=("",) + config.SAFETY_LEVELS,
                        format_func=lambda v: v or "default (LLMAPP_SAFETY_LEVEL)",
@@ -127,6 +127,8 @@ def sidebar() -> Settings:
         from llmapp.ui.cache import clear_cache_button
 
         clear_cache_button(settings)
+    with provider_box:  # drawn once the settings say where the models live; a pick
+        _tuned_model_picker(settings)  # reruns the page, which then resolves with it
     provider, reason = active_provider(settings)
     st.sidebar.caption(f"Model: **{provider.label}** · `{provider.model_name(settings)}`  \n"
                        f"Why: {reason}.")
@@ -136,15 +138,12 @@ def sidebar() -> Settings:
     return settings
 
 
-def _tuned_model_picker() -> None:
+def _tuned_model_picker(settings: Settings) -> None:
     """The tuned models (stage 7), when there are any: the local provider
     then runs the bundled model with the one picked."""
     from llmapp.tuning.models import list_models
 
-    try:
-        names = [m.name for m in list_models(resolve(secrets=read_secrets()))]
-    except ConfigError:
-        return
+    names = [m.name for m in list_models(settings)]
     if not names and not _values().get("LLMAPP_LOCAL_ADAPTER"):
         return
     st.markdown("**Tuned model** (the bundled model with a LoRA adapter)")

@@ -22,6 +22,7 @@ SOURCES = ("Demo: short answers", "Feedback from the chat pages", "Stored conver
            "Upload a JSONL file")
 _COMPARE = "_llmapp_tune_compare"
 _ASKED = "_llmapp_tune_asked"
+_CHECKED = "_llmapp_tune_checked"
 
 
 def training_notice() -> bool:
@@ -49,8 +50,6 @@ def _datasets_dir(settings: Settings) -> Path:
 def dataset_panel(settings: Settings) -> tuple[Path | None, Path | float]:
     """Pick a source, preview its rows, check them. Returns the dataset file
     to train on (None when there is nothing usable) and what to hold out."""
-    from llmapp.providers import active_provider
-    from llmapp.tuning.validate import validate_file
     from llmapp.ui.memory import open_store
 
     source = st.radio("Source", SOURCES, horizontal=True, key="tune_source")
@@ -86,11 +85,8 @@ def dataset_panel(settings: Settings) -> tuple[Path | None, Path | float]:
         return None, held_out
     st.dataframe([{"source": r.source, "question": r.question, "answer": r.answer}
                   for r in rows], hide_index=True, width="stretch", height=220)
-    provider, _ = active_provider(settings)
     try:
-        counter = provider.token_counter(settings)
-        report = validate_file(path, count_messages=counter.count_messages,
-                               window=provider.context_window(settings))
+        report = _checked(settings, path)
     except (LlmappError, UnicodeDecodeError) as exc:
         st.error(f"The dataset cannot be checked: {exc}")
         return None, held_out
@@ -101,6 +97,27 @@ def dataset_panel(settings: Settings) -> tuple[Path | None, Path | float]:
         st.caption(f"{len(report.tokens)} usable examples; {sum(report.assistant_tokens):,} "
                    f"answer tokens to learn from; up to {max(report.tokens)} tokens each.")
     return (path if report.ok else None), held_out
+
+
+def _checked(settings: Settings, path: Path):
+    """:func:`~llmapp.tuning.validate.validate_file` with the active model's
+    token counts, kept in the session per file content and model: counting
+    every example's tokens again on each rerun (every click on the page)
+    would repeat the same work."""
+    import hashlib
+
+    from llmapp.providers import active_provider
+    from llmapp.tuning.validate import validate_file
+
+    provider, _ = active_provider(settings)
+    window = provider.context_window(settings)
+    key = (hashlib.sha256(path.read_bytes()).hexdigest(), provider.model_name(settings), window)
+    memo = st.session_state.setdefault(_CHECKED, {})
+    if key not in memo:
+        counter = provider.token_counter(settings)
+        memo.clear()  # one dataset at a time
+        memo[key] = validate_file(path, count_messages=counter.count_messages, window=window)
+    return memo[key]
 
 
 def train_panel(settings: Settings, dataset: Path | None, held_out: Path | float,
@@ -204,9 +221,8 @@ def models_panel(settings: Settings) -> None:
 def side_by_side(settings: Settings, model) -> None:
     """One prompt to the base and the tuned model, answers side by side
     (kept until the next question, so other buttons do not erase them)."""
-    from dataclasses import replace
-
-    from llmapp.providers import GenerationParams, get_provider
+    from llmapp.providers import GenerationParams
+    from llmapp.tuning.compare import base_and_tuned
 
     prompt = st.text_input("Ask both", "What is the capital of Canada?", key="tune_ask")
     kept = st.session_state.get(_ASKED)
@@ -218,15 +234,17 @@ def side_by_side(settings: Settings, model) -> None:
                 column.markdown(f"**{label}**")
                 column.markdown(text)
         return
-    local = get_provider("local")
-    params = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=160)
     replies = []
-    for column, label, adapter in zip(st.columns(2), labels, ("", model.name), strict=True):
+    try:
+        chats = base_and_tuned(settings, model, GenerationParams(temperature=0.0, top_p=1.0,
+                                                                 max_tokens=160))
+    except LlmappError as exc:
+        st.error(str(exc))
+        return
+    for column, label, chat in zip(st.columns(2), labels, chats, strict=True):
         with column:
             st.markdown(f"**{label}**")
             try:
-                chat = local.chat_model(replace(settings, local_adapter=adapter,
-                                                local_model_path=""), params)
                 replies.append(st.write_stream(chunk.text for chunk in chat.stream(
                     [("user", prompt)])))
             except LlmappError as exc:
