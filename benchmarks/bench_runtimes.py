@@ -11,10 +11,15 @@ Variants, each in its own process (so RSS is its own), one after the other:
 * ``xllamacpp``: llmapp's default runtime, llama.cpp's server in-process,
   parallel slots.
 
-Same model (the bundled SmolLM2), same threads, greedy decoding. Prints a
-table and the ratio of 4-session aggregate tokens/s to the baseline's.
+Same model (the bundled SmolLM2), greedy decoding. The baseline runs with
+its own default threads then (every core, ``os.cpu_count()``), llmapp's
+runtimes with llmapp's default now (one thread less than the cores, and
+xllamacpp with a server per decoding core), unless ``--threads`` sets one
+count for all. Prints a table and the ratio of 4-session aggregate tokens/s
+to the baseline's.
 
     python benchmarks/bench_runtimes.py [--max-tokens 256] [--json-prompts 20]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -146,33 +151,35 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--json-prompts", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0,
-                        help="0: llmapp's default (the cores available, less one)")
+                        help="one thread count for every variant; 0: each its own default")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads == 0:
-        from llmapp.cpus import default_threads
-
-        args.threads = default_threads(0).cores
     if args.child:
         print(json.dumps(child(args.child, args.max_tokens, args.json_prompts, args.threads)))
         return
+    from llmapp.cpus import available_cpus, default_threads
+
     rows = []
     for variant in args.variants:
+        threads = args.threads or (available_cpus().cores if variant == "llama-cpp, lock"
+                                   else default_threads(0).cores)
         out = subprocess.run([sys.executable, __file__, "--child", variant, "--max-tokens",
                               str(args.max_tokens), "--json-prompts", str(args.json_prompts),
-                              "--threads", str(args.threads)],
+                              "--threads", str(threads)],
                              capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{args.threads} threads, {args.max_tokens} tokens per reply, greedy")
-    print(f"{'runtime':16} {'load s':>6} {'RSS MB':>6} {'TTFT s':>6} {'tok/s':>6} "
+        rows.append({**json.loads(out.stdout.strip().splitlines()[-1]), "threads": threads})
+    print(f"{args.max_tokens} tokens per reply, greedy")
+    print(f"{'runtime':16} {'threads':>7} {'load s':>6} {'RSS MB':>6} {'TTFT s':>6} {'tok/s':>6} "
           f"{'JSON ok':>8} {'4 at once tok/s':>15}  first token of each (s)")
     for r in rows:
-        print(f"{r['variant']:16} {r['load_s']:6.2f} {r['rss_mb']:6.0f} {r['ttft_s']:6.2f} "
-              f"{r['tokens_per_s']:6.1f} {r['json_valid']:>4}/{r['json_prompts']:<3} "
-              f"{r['concurrent_tokens_per_s']:15.1f}  {r['concurrent_first_token_s']}")
+        print(f"{r['variant']:16} {r['threads']:7} {r['load_s']:6.2f} {r['rss_mb']:6.0f} "
+              f"{r['ttft_s']:6.2f} {r['tokens_per_s']:6.1f} {r['json_valid']:>4}/"
+              f"{r['json_prompts']:<3} {r['concurrent_tokens_per_s']:15.1f}  "
+              f"{r['concurrent_first_token_s']}")
     by = {r["variant"]: r for r in rows}
-    result = {"threads": args.threads, "max_tokens": args.max_tokens, "rows": rows}
+    result = {"threads": args.threads or "defaults", "max_tokens": args.max_tokens,
+              "rows": rows}
     if "llama-cpp, lock" in by:
         base = by["llama-cpp, lock"]["concurrent_tokens_per_s"]
         result["concurrent_ratio"] = {name: r["concurrent_tokens_per_s"] / base

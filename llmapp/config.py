@@ -22,13 +22,22 @@ LOCAL_RUNTIMES = ("xllamacpp", "llama-cpp")
 """What runs the local model, default first: llama.cpp's server from the
 xllamacpp wheel, or llama-cpp-python (an extra that compiles llama.cpp)."""
 LOCAL_PARALLEL = 2
-"""Requests the xllamacpp runtime decodes at once, each with a KV cache of its
-own of ``LLMAPP_LOCAL_N_CTX`` tokens. Measured here on 2 threads: 4 slots
+"""Slots of the xllamacpp runtime's one server on a machine with one core
+(with more cores it starts one 1-slot server per decoding core instead; see
+:func:`llmapp.providers.xllama.pool_plan`), each with a KV cache of its own
+of ``LLMAPP_LOCAL_N_CTX`` tokens. Measured here on 2 threads: 4 slots
 sharing one 4,096-token cache failed 4 of 4 concurrent requests of ~1,350
 tokens ("Context size has been exceeded"); 4 slots of 4,096 tokens each cost
 559 MB RSS; 2 slots of 4,096 cost 379 MB and served all four (two at a time).
 Keys in q8_0 save a quarter of the cache at the same speed; values in q8_0
 need flash attention, which decoded at a third of the speed."""
+LOCAL_SERVER_MIN_FREE_MB = 500
+"""The xllamacpp runtime starts another server (for another core) only when
+this much memory is left (:func:`llmapp.cpus.available_memory_mb`, which reads
+the cgroup limit). Measured: a second 1-slot server of the bundled model with
+a 4,096-token window added 153 MB to the process's peak RSS; 500 MB leaves
+the rest of the app room. On Community Cloud's smallest box (690 MB) the app
+never starts a second one."""
 LOCAL_REPEAT_PENALTY = 1.1
 """llama.cpp's CLI default; at 1.0 (its server's and llama-cpp-python's API
 default) the 135M model loops far more often."""

@@ -1,4 +1,5 @@
-"""How many CPU cores this process may really use, and where that number came from.
+"""How many CPU cores (and how much memory) this process may really use, and
+where that number came from.
 
 ``os.cpu_count()`` reports the host's CPUs, also inside a container whose CPU
 quota is far smaller (Streamlit Community Cloud, Docker, Kubernetes).
@@ -13,6 +14,9 @@ model's default thread count is the smallest of:
 * ``os.cpu_count()``;
 
 and then one core is left to the app itself (:func:`default_threads`).
+
+Memory (:func:`available_memory_mb`) is the same story: ``MemAvailable`` is
+the host's, so the cgroup limit left is read too.
 """
 
 from __future__ import annotations
@@ -54,16 +58,17 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _cgroup_dirs(root: Path) -> list[Path]:
-    """The process's own cgroup folder(s) under ``root``, then ``root`` itself."""
+def _cgroup_dirs(root: Path, v1: tuple[str, ...] = ("cpu", "cpu,cpuacct")) -> list[Path]:
+    """The process's own cgroup folder(s) under ``root``, then ``root`` itself;
+    each also under the v1 controller folders ``v1``."""
     dirs: list[Path] = []
     text = _read(Path("/proc/self/cgroup")) or ""
     for line in text.splitlines():
         parts = line.split(":", 2)
         if len(parts) == 3 and parts[2] not in ("", "/"):
             rel = parts[2].lstrip("/")
-            dirs += [root / rel, root / "cpu" / rel, root / "cpu,cpuacct" / rel]
-    return dirs + [root, root / "cpu", root / "cpu,cpuacct"]
+            dirs += [root / rel, *(root / c / rel for c in v1)]
+    return dirs + [root, *(root / c for c in v1)]
 
 
 def cgroup_quota(root: Path = CGROUP_ROOT) -> tuple[int, str] | None:
@@ -134,3 +139,36 @@ def default_threads(setting: int, root: Path = CGROUP_ROOT) -> CpuBudget:
         return cores
     return CpuBudget(cores.cores - 1, f"{cores.source}, less one core for the app",
                      batch=cores.cores)
+
+
+def available_memory_mb(root: Path = CGROUP_ROOT,
+                        meminfo: Path = Path("/proc/meminfo")) -> float:
+    """Memory this process may still use, in MB (2**20 bytes): the smaller of
+    the cgroup limit left (v2 ``memory.max`` - ``memory.current``, v1
+    ``memory.limit_in_bytes`` - ``memory.usage_in_bytes``) and the host's
+    ``MemAvailable``; ``inf`` when none is readable.
+
+    Args:
+        root: the cgroup filesystem; meminfo: ``/proc/meminfo``. Tests point
+            both at fake files.
+    """
+    values = []
+    for folder in _cgroup_dirs(root, v1=("memory",)):
+        for limit_file, used_file in (("memory.max", "memory.current"),
+                                      ("memory.limit_in_bytes", "memory.usage_in_bytes")):
+            limit, used = _read(folder / limit_file), _read(folder / used_file)
+            try:
+                limit_b, used_b = int(limit or ""), int(used or "")
+            except ValueError:  # missing, or v2's "max": no limit here
+                continue
+            if limit_b < 2**60:  # v1 writes "no limit" as a huge number
+                values.append((limit_b - used_b) / 2**20)
+        if values:
+            break
+    for line in (_read(meminfo) or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            try:
+                values.append(int(line.split()[1]) / 1024)
+            except (IndexError, ValueError):
+                pass
+    return min(values) if values else float("inf")

@@ -1,10 +1,13 @@
-"""Threads for the local model: the smallest of cgroup quota, affinity and CPU count."""
+"""Threads for the local model: the smallest of cgroup quota, affinity and CPU count;
+and the memory left, under a cgroup limit or not."""
 
 import os
 
 import pytest
 
-from llmapp.cpus import available_cpus, cgroup_quota, default_threads
+from llmapp.cpus import (CpuBudget, available_cpus, available_memory_mb, cgroup_quota,
+                         default_threads)
+from llmapp.providers.xllama import pool_plan
 
 
 def write(root, name, text):
@@ -67,3 +70,41 @@ def test_one_core_is_left_to_the_app(tmp_path):
         assert cores == 2 and budget.cores == 1
         assert budget.source.endswith("less one core for the app")
     assert budget.batch_cores == cores  # prompts are processed on every core
+
+
+MEMINFO = "MemTotal:       24000000 kB\nMemAvailable:   20480000 kB\n"  # 20,000 MB
+
+
+def test_memory_left_under_a_cgroup_v2_limit(tmp_path):
+    write(tmp_path, "meminfo", MEMINFO)
+    write(tmp_path, "cg/memory.max", str(690 * 2**20))  # Community Cloud's smallest box
+    write(tmp_path, "cg/memory.current", str(600 * 2**20))
+    assert available_memory_mb(tmp_path / "cg", tmp_path / "meminfo") == pytest.approx(90)
+
+
+def test_memory_left_under_a_cgroup_v1_limit(tmp_path):
+    write(tmp_path, "meminfo", MEMINFO)
+    write(tmp_path, "cg/memory/memory.limit_in_bytes", str(2700 * 2**20))
+    write(tmp_path, "cg/memory/memory.usage_in_bytes", str(700 * 2**20))
+    assert available_memory_mb(tmp_path / "cg", tmp_path / "meminfo") == pytest.approx(2000)
+
+
+@pytest.mark.parametrize("files", [{"memory.max": "max", "memory.current": "1"},
+                                   {"memory/memory.limit_in_bytes": str(2**63 - 4096),
+                                    "memory/memory.usage_in_bytes": "1"}, {}])
+def test_no_memory_limit_means_memavailable(tmp_path, files):
+    write(tmp_path, "meminfo", MEMINFO)
+    for name, text in files.items():
+        write(tmp_path, f"cg/{name}", text)
+    assert available_memory_mb(tmp_path / "cg", tmp_path / "meminfo") == pytest.approx(20000)
+    assert available_memory_mb(tmp_path / "cg", tmp_path / "nothing") == float("inf")
+
+
+@pytest.mark.parametrize(("cores", "threads", "plan"), [
+    (2, 1, (2, 1)),   # the default on 2 cores: one 1-thread, 1-slot server per core
+    (1, 1, (1, 2)),   # one core: one server, two slots taking turns
+    (8, 7, (1, 2)),   # the default on 8 cores: one 7-thread server
+    (8, 2, (4, 1)),
+])
+def test_the_pool_plan_gives_each_server_its_cores(cores, threads, plan):
+    assert pool_plan(CpuBudget(threads, "test"), cores=cores) == plan

@@ -215,3 +215,49 @@ def test_a_process_that_stops_a_reply_early_then_exits_exits_cleanly():
         done = subprocess.run([sys.executable, "-c", EARLY_EXIT], capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-500:]
+
+
+ESSAY = [{"role": "user", "content": "Write a long essay about rivers."}]
+
+
+@pytest.fixture
+def pool():
+    """A second xllamacpp runtime of up to two 1-thread, 1-slot servers."""
+    from llmapp.cpus import CpuBudget
+    from llmapp.providers.xllama import XllamaRuntime
+
+    runtime = XllamaRuntime.load(bundled_model_path(), 1024, CpuBudget(1, "test"), servers=2)
+    runtime.wait_s = 0.5
+    yield runtime
+    runtime.close()
+
+
+def test_xllamacpp_starts_another_server_only_when_requests_overlap(pool):
+    assert (pool.servers(), pool.slots, pool.parallel) == (1, 1, 2)
+    alone = pool.complete(ESSAY, Sampling(max_tokens=8, temperature=0))
+    assert alone.completion_tokens == 8 and pool.servers() == 1
+    first = pool.stream(ESSAY, Sampling(max_tokens=400))
+    second = pool.stream(ESSAY, Sampling(max_tokens=400))
+    next(first), next(second)  # both decoding at once, one per server
+    assert pool.servers() == 2 and pool.in_flight() == 2
+    with pytest.raises(ProviderError) as err:  # a third waits for a slot, then gives up
+        next(pool.stream(ESSAY, Sampling(max_tokens=4)))
+    assert err.value.kind == "busy"
+    first.close()
+    third = pool.complete(ESSAY, Sampling(max_tokens=4))  # takes the freed server
+    second.close()
+    assert third.completion_tokens == 4 and pool.servers() == 2
+
+
+def test_xllamacpp_starts_no_server_the_memory_cannot_hold(pool, monkeypatch):
+    from llmapp import config
+
+    monkeypatch.setattr(config, "LOCAL_SERVER_MIN_FREE_MB", 10**9)
+    first = pool.stream(ESSAY, Sampling(max_tokens=400))
+    next(first)
+    try:
+        with pytest.raises(ProviderError) as err:
+            next(pool.stream(ESSAY, Sampling(max_tokens=4)))
+    finally:
+        first.close()
+    assert err.value.kind == "busy" and pool.servers() == 1

@@ -290,13 +290,17 @@ class Service:
 
     @property
     def concurrency(self) -> int:
-        """Replies generated at once: ``LLMAPP_API_CONCURRENCY``, else the local
-        model's slots, else :data:`~llmapp.config.API_REMOTE_CONCURRENCY`."""
+        """Replies generated at once: ``LLMAPP_API_CONCURRENCY``, else what the
+        local runtime decodes at once (:func:`~llmapp.providers.runtime.capacity`),
+        else :data:`~llmapp.config.API_REMOTE_CONCURRENCY`."""
         if self.settings.api_concurrency:
             return self.settings.api_concurrency
         provider, _ = active_provider(self.settings)
-        return config.LOCAL_PARALLEL if provider.name == "local" else \
-            config.API_REMOTE_CONCURRENCY
+        if provider.name != "local":
+            return config.API_REMOTE_CONCURRENCY
+        from llmapp.providers.runtime import capacity
+
+        return capacity(self.settings.local_runtime, self.settings.local_n_threads)
 
     def knowledge_base(self):
         """The process's :class:`~llmapp.rag.store.KnowledgeBase`, opened once."""

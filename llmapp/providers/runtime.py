@@ -16,8 +16,8 @@ Closing the stream cancels the generation and frees the model. Nothing above
 :mod:`llmapp.providers.local` knows which runtime runs.
 
 One runtime lives in each process, shared by every Streamlit session, the CLI
-and the tests: a second llama.cpp server in the same process, even idle,
-halved decoding speed when measured (92 to 39 tokens/s).
+and the tests; it alone decides how many llama.cpp instances run (xllamacpp
+starts one per decoding core on demand, see :func:`capacity`).
 """
 
 from __future__ import annotations
@@ -361,6 +361,20 @@ def _load(name: str, path: Path, n_ctx: int, threads: CpuBudget,
     from llmapp.providers.llamacpp import LlamaCppRuntime
 
     return LlamaCppRuntime.load(path, n_ctx, threads)
+
+
+def capacity(name: str, n_threads: int) -> int:
+    """Requests runtime ``name`` decodes at once with the thread setting
+    ``n_threads`` (0: the default), without loading it: llama-cpp-python runs
+    one at a time; xllamacpp runs servers x slots (:func:`~llmapp.providers.
+    xllama.pool_plan`; whether memory allows every server is known only as
+    they start)."""
+    if name != "xllamacpp":
+        return 1
+    from llmapp.providers.xllama import pool_plan
+
+    servers, slots = pool_plan(default_threads(n_threads))
+    return servers * slots
 
 
 def loaded_runtime() -> LocalRuntime | None:

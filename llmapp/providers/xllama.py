@@ -19,6 +19,17 @@ What this module handles, found by measurement:
 * Exceptions raised inside the streaming callback are swallowed by xllamacpp,
   so the callback catches everything and forwards it.
 * Returning True from the callback stops the generation and frees its slot.
+* Concurrent requests scale across cores with **one server per core, each
+  decoding on one thread**, not with slots in one server: on 2 cores, 4
+  requests of 256 tokens gave 239-244 tokens/s in all on two 1-thread servers
+  of one slot, against 150 on one server with 2 slots (batched decoding of
+  this Q4_1 model costs about as much per token as decoding one at a time)
+  and 129.5 on one server with 2 threads. An idle second server costs a
+  1-thread server nothing (123-134 tokens/s with it, 120-128 without); with
+  2 threads each, a second server halved decoding (92 to 39 tokens/s), as
+  their OpenMP threads fight for the same cores. So the runtime starts one
+  server, and starts another, up to one per decoding core, only when every
+  slot is taken and the memory left allows (:func:`pool_plan`).
 """
 
 from __future__ import annotations
@@ -26,68 +37,117 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmapp import config
-from llmapp.cpus import CpuBudget
+from llmapp.cpus import CpuBudget, available_cpus, available_memory_mb
 from llmapp.errors import ProviderError
-from llmapp.providers.runtime import Channel, Delta, LocalRuntime, Sampling, run_producer
+from llmapp.providers.runtime import (
+    Channel,
+    Delta,
+    LocalRuntime,
+    Sampling,
+    busy_error,
+    run_producer,
+)
 
 log = logging.getLogger(__name__)
 
 
+def pool_plan(threads: CpuBudget, cores: int | None = None) -> tuple[int, int]:
+    """How many servers the runtime may start, and the slots of each.
+
+    Args:
+        threads: each server's decoding threads (and prompt threads).
+        cores: cores this process may use; default :func:`~llmapp.cpus.available_cpus`.
+
+    Returns:
+        ``(servers, slots)``: one server per ``threads.cores`` cores, at least
+        one; each with one slot when there can be several servers (one request
+        per core decodes fastest, see the module docstring), else
+        :data:`~llmapp.config.LOCAL_PARALLEL` slots, so that on one core two
+        requests still take turns token by token.
+    """
+    cores = available_cpus().cores if cores is None else cores
+    servers = max(1, cores // max(1, threads.cores))
+    return servers, (1 if servers > 1 else config.LOCAL_PARALLEL)
+
+
+@dataclass
+class _Server:
+    """One started llama.cpp server and the requests it runs now."""
+
+    server: Any
+    key: str
+    url: str
+    in_flight: int = 0
+
+
 class XllamaRuntime(LocalRuntime):
-    """A GGUF model served by an in-process llama.cpp server (xllamacpp).
+    """A GGUF model served by in-process llama.cpp servers (xllamacpp).
 
     Use :meth:`load`; see :class:`~llmapp.providers.runtime.LocalRuntime`.
+    :attr:`parallel` is the most requests decoded at once: servers x slots.
     """
 
     name = "xllamacpp"
 
-    def __init__(self, server: Any, key: str, path: Path, n_ctx: int, threads: CpuBudget,
-                 parallel: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, threads: CpuBudget, servers: int, slots: int,
+                 adapters: tuple[str, ...] = ()) -> None:
         super().__init__(path, n_ctx, threads)
-        self._server = server
-        self._key = key
-        self._url = server.listening_address.rstrip("/")
-        self.parallel = parallel
+        self.adapters = tuple(adapters)
+        self.max_servers = servers
+        self.slots = slots
+        self.parallel = servers * slots
+        self._servers: list[_Server] = []
+        self._free = threading.Condition()
 
     @classmethod
-    def load(cls, path: Path, n_ctx: int, threads: CpuBudget,
-             parallel: int = config.LOCAL_PARALLEL,
-             adapters: tuple[str, ...] = ()) -> XllamaRuntime:
-        """Start the server on ``path``.
+    def load(cls, path: Path, n_ctx: int, threads: CpuBudget, parallel: int | None = None,
+             adapters: tuple[str, ...] = (), servers: int | None = None) -> XllamaRuntime:
+        """Start the first server on ``path``; more start on demand.
 
         Args:
             n_ctx: each request's context window, in tokens (each slot has a
                 KV cache this size).
-            threads: decoding threads, and prompt-processing threads.
-            parallel: slots: requests decoded at once.
+            threads: decoding threads, and prompt-processing threads, of each
+                server.
+            parallel: slots per server; default from :func:`pool_plan`.
             adapters: GGUF LoRA adapter files, loaded at scale 0: each
                 request says which one applies (llama.cpp's per-request
                 ``lora`` field); a request that names none gets the base.
+            servers: the most servers to start; default from :func:`pool_plan`.
 
         Raises:
             ProviderError: ``model_load`` if llama.cpp cannot load the file.
         """
+        plan = pool_plan(threads)
+        runtime = cls(path, n_ctx, threads, servers or plan[0], parallel or plan[1], adapters)
+        runtime._servers.append(runtime._start())
+        return runtime
+
+    def _start(self) -> _Server:
+        """Start one more server (about 0.3 s for the bundled model)."""
         import xllamacpp
 
         params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.n_ctx = n_ctx * parallel  # llama.cpp splits it evenly between slots
-        params.n_parallel = parallel
+        params.model.path = str(self.path)
+        params.n_ctx = self.n_ctx * self.slots  # llama.cpp splits it evenly between slots
+        params.n_parallel = self.slots
         params.kv_unified = False
         params.cache_type_k = xllamacpp.ggml_type.GGML_TYPE_Q8_0  # see config.LOCAL_PARALLEL
         params.cache_ram_mib = 0
-        params.lora_adapters = [_adapter(a) for a in adapters]
+        params.lora_adapters = [_adapter(a) for a in self.adapters]
         params.lora_init_without_apply = True
-        params.cpuparams.n_threads = threads.cores
-        params.cpuparams_batch.n_threads = threads.batch_cores
+        params.cpuparams.n_threads = self.threads.cores
+        params.cpuparams_batch.n_threads = self.threads.batch_cores
         params.n_threads_http = 2
         params.hostnames = ["127.0.0.1"]
         params.port = 0  # any free port
@@ -100,20 +160,70 @@ class XllamaRuntime(LocalRuntime):
         try:
             server = xllamacpp.Server(params)
         except Exception as exc:  # llama.cpp reports a bad file as RuntimeError
-            log.exception("loading %s failed", path)
-            raise ProviderError(f"Could not load the local model from {path.name}: {exc}",
+            log.exception("loading %s failed", self.path)
+            raise ProviderError(f"Could not load the local model from {self.path.name}: {exc}",
                                 kind="model_load") from exc
-        log.info("xllamacpp loaded %s (n_ctx=%d, %d slots, %d threads, %d adapters) in %.2f s",
-                 path.name, n_ctx, parallel, threads.cores, len(adapters),
+        log.info("xllamacpp server %d of at most %d loaded %s (n_ctx=%d, %d slots, %d threads, "
+                 "%d adapters) in %.2f s", len(self._servers) + 1, self.max_servers,
+                 self.path.name, self.n_ctx, self.slots, self.threads.cores, len(self.adapters),
                  time.perf_counter() - started)
-        runtime = cls(server, key, path, n_ctx, threads, parallel)
-        runtime.adapters = tuple(adapters)
-        return runtime
+        return _Server(server, key, server.listening_address.rstrip("/"))
+
+    def servers(self) -> int:
+        """Servers started so far."""
+        return len(self._servers)
+
+    def _acquire(self, channel: Channel) -> _Server:
+        """A server with a free slot: an idle one, else a new one when cores
+        and memory allow, else the first to free up within :attr:`wait_s`.
+
+        Raises:
+            ProviderError: ``busy`` when none frees up in time, or the reader
+                went away while waiting.
+        """
+        deadline = time.monotonic() + self.wait_s
+        with self._free:
+            while True:
+                if not self._servers:
+                    raise ProviderError("The local model was closed.", kind="model_load")
+                server = min(self._servers, key=lambda s: s.in_flight)
+                if server.in_flight < self.slots:
+                    break
+                if self._may_grow():
+                    try:
+                        server = self._start()
+                    except ProviderError:  # keep serving from the servers running
+                        self.max_servers = len(self._servers)
+                        continue
+                    self._servers.append(server)
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or channel.cancelled.is_set():
+                    raise busy_error()
+                self._free.wait(min(remaining, 0.5))
+            server.in_flight += 1
+            return server
+
+    def _may_grow(self) -> bool:
+        if len(self._servers) >= self.max_servers:
+            return False
+        free = available_memory_mb()
+        if free < config.LOCAL_SERVER_MIN_FREE_MB:
+            log.info("not starting another local model server: %.0f MB free, %d MB wanted",
+                     free, config.LOCAL_SERVER_MIN_FREE_MB)
+            return False
+        return True
+
+    def _release(self, server: _Server) -> None:
+        with self._free:
+            server.in_flight -= 1
+            self._free.notify()
 
     def _post(self, endpoint: str, body: dict) -> dict:
+        first = self._servers[0]
         request = urllib.request.Request(
-            self._url + endpoint, data=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self._key}",
+            first.url + endpoint, data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {first.key}",
                      "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -167,12 +277,15 @@ class XllamaRuntime(LocalRuntime):
                     state["error"] = exc
                     return True
 
+            server = self._acquire(channel)
             try:
                 with self._generating():
-                    result = self._server.handle_chat_completions(body, on_event)
+                    result = server.server.handle_chat_completions(body, on_event)
             except ValueError as exc:  # a schema llama.cpp cannot turn into a grammar
                 raise ProviderError(f"The local model refused the request: {exc}",
                                     kind="bad_request") from exc
+            finally:
+                self._release(server)
             if state["error"] is not None:
                 raise state["error"]
             if isinstance(result, dict) and "error" in result:
@@ -181,7 +294,8 @@ class XllamaRuntime(LocalRuntime):
         return run_producer(produce, "llmapp-xllamacpp-request").read(self.wait_s)
 
     def close(self) -> None:
-        self._server = None  # the Server's destructor stops its loop and frees the model
+        with self._free:
+            self._servers = []  # each Server's destructor stops its loop and frees the model
 
 
 def _adapter(path: str) -> Any:

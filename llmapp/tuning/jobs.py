@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmapp.cpus import available_memory_mb
 from llmapp.settings import Settings
 from llmapp.tuning.models import check_name, list_models, models_dir
 from llmapp.tuning.train import INSTALL_HINT, TrainConfig, TuningError, missing_packages
@@ -104,26 +105,6 @@ def latest_job(settings: Settings) -> Job | None:
     folders = sorted((f for f in root.iterdir() if (f / "request.json").is_file()),
                      key=lambda f: f.stat().st_mtime) if root.is_dir() else []
     return Job(folders[-1]) if folders else None
-
-
-def available_memory_mb() -> float:
-    """Memory this process may still use, in MB: the smaller of the cgroup
-    limit left (v2 ``memory.max`` - ``memory.current``) and ``MemAvailable``."""
-    values = []
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
-        if limit != "max":
-            values.append((int(limit) - int(used)) / 2**20)
-    except (OSError, ValueError):
-        pass
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                values.append(int(line.split()[1]) / 1024)
-    except (OSError, ValueError):
-        pass
-    return min(values) if values else float("inf")
 
 
 def start(settings: Settings, config: TrainConfig, dataset: Path,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from llmapp.cpus import available_memory_mb
 from llmapp.errors import LlmappError
 from llmapp.settings import Settings
 from llmapp.tuning import datasets, jobs
@@ -34,7 +35,7 @@ def training_notice() -> bool:
                 f"default install leaves out. Add it with\n\n`{INSTALL_HINT}`\n\nYou can "
                 "still build and check a dataset, and use models trained elsewhere.", icon="🧰")
         return False
-    free = jobs.available_memory_mb()
+    free = available_memory_mb()
     if free < jobs.MIN_MEMORY_MB:
         st.warning(f"Training needs about {jobs.MIN_MEMORY_MB:,} MB of memory and this machine "
                    f"has {free:,.0f} MB free (Community Cloud's boxes are too small). Train in a "
