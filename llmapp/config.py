@@ -35,7 +35,7 @@ LOCAL_SERVER_MIN_FREE_MB = 500
 """The xllamacpp runtime starts another server (for another core) only when
 this much memory is left (:func:`llmapp.cpus.available_memory_mb`, which reads
 the cgroup limit). Measured: a second 1-slot server of the bundled model with
-a 4,096-token window added 153 MB to the process's peak RSS; 500 MB leaves
+a 2,048-token window added 153 MB to the process's peak RSS; 500 MB leaves
 the rest of the app room. On Community Cloud's smallest box (690 MB) the app
 never starts a second one."""
 LOCAL_REPEAT_PENALTY = 1.1

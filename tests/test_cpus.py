@@ -5,8 +5,13 @@ import os
 
 import pytest
 
-from llmapp.cpus import (CpuBudget, available_cpus, available_memory_mb, cgroup_quota,
-                         default_threads)
+from llmapp.cpus import (
+    CpuBudget,
+    available_cpus,
+    available_memory_mb,
+    cgroup_quota,
+    default_threads,
+)
 from llmapp.providers.xllama import pool_plan
 
 
