@@ -1,11 +1,14 @@
 """``llmapp serve`` under load against llama.cpp's own server, same model.
 
-The baseline is llama.cpp's OpenAI-compatible server exactly as llmapp runs
-it (xllamacpp, the same slots, KV cache and threads: it is the server inside
-:class:`llmapp.providers.xllama.XllamaRuntime`), reached directly; then the
+The baseline is llama.cpp's OpenAI-compatible server as llmapp starts it
+(xllamacpp, the same KV cache and threads: the server inside
+:class:`llmapp.providers.xllama.XllamaRuntime`), reached directly, as one
+server with 2 slots: what a user would run with ``llama-server -np 2``, and
+how llmapp ran it before it started a server per decoding core. Then the
 same requests go through ``llmapp serve`` (FastAPI, the chat store, the token
 budget, the safety filter on the reply; the response cache off, so that
-every request reaches the model). One server runs at a time, in the same run.
+every request reaches the model), whose runtime starts a second server when
+requests overlap. One runs at a time, in the same run.
 
 N streaming requests start at once, each a different prompt, greedy, with
 ``max_tokens`` each. Prints p50 and p95 TTFT (request to first content chunk),
@@ -44,8 +47,10 @@ from llmapp.cpus import default_threads
 from llmapp.providers.local import bundled_model_path
 from llmapp.providers.xllama import XllamaRuntime
 from llmapp import config
-runtime = XllamaRuntime.load(bundled_model_path(), config.LOCAL_N_CTX, default_threads(0))
-print(runtime._url, runtime._key, flush=True)
+runtime = XllamaRuntime.load(bundled_model_path(), config.LOCAL_N_CTX, default_threads(0),
+                             parallel=2, servers=1)
+server = runtime._servers[0]
+print(server.url, server.key, flush=True)
 threading.Event().wait()
 """
 

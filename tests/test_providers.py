@@ -25,6 +25,19 @@ def test_local_is_the_default_and_can_run():
     assert status.ok and "no key or network" in status.reason
 
 
+def test_local_status_says_how_many_replies_run_at_once():
+    from llmapp.cpus import available_cpus
+
+    cores = available_cpus().cores
+    status = get_provider("local").status(settings(LLMAPP_LOCAL_N_THREADS="1"))
+    # xllamacpp: a 1-thread server per core, 1 slot each; 2 slots when one core
+    assert f"up to {cores if cores > 1 else 2} replies at once" in status.reason
+    status = get_provider("local").status(settings(LLMAPP_LOCAL_N_THREADS=str(cores)))
+    assert "up to 2 replies at once" in status.reason  # one server, two slots
+    status = get_provider("local").status(settings(LLMAPP_LOCAL_RUNTIME="llama-cpp"))
+    assert "up to 1 reply at once" in status.reason  # one worker thread
+
+
 def test_local_status_names_a_missing_file():
     status = get_provider("local").status(settings(LLMAPP_LOCAL_MODEL_PATH="/nope/model.gguf"))
     assert not status.ok and "/nope/model.gguf" in status.reason

