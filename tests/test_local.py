@@ -261,3 +261,18 @@ def test_xllamacpp_starts_no_server_the_memory_cannot_hold(pool, monkeypatch):
     finally:
         first.close()
     assert err.value.kind == "busy" and pool.servers() == 1
+
+
+def test_a_runtime_closed_right_after_loading_lets_the_process_exit():
+    import subprocess
+    import sys
+
+    code = ("from llmapp.cpus import CpuBudget\n"
+            "from llmapp.providers.local import bundled_model_path\n"
+            "from llmapp.providers.xllama import XllamaRuntime\n"
+            "for _ in range(8):\n"
+            "    XllamaRuntime.load(bundled_model_path(), 512, CpuBudget(1, 't')).close()\n"
+            "print('closed')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "closed", out.stderr

@@ -4,8 +4,8 @@
 ``LLMAPP_LOCAL_    what runs the GGUF                              install
 RUNTIME``
 =================  ==============================================  ===========================
-``xllamacpp``      llama.cpp's own server, in-process, with        a binary wheel (default)
-(default)          parallel slots (:mod:`llmapp.providers.xllama`)
+``xllamacpp``      llama.cpp's own server, in-process, one per     a binary wheel (default)
+(default)          core on demand (:mod:`llmapp.providers.xllama`)
 ``llama-cpp``      ``llama_cpp.Llama`` on one dedicated thread     ``pip install
                    (:mod:`llmapp.providers.llamacpp`)              llmapp[llama-cpp]``, compiles
 =================  ==============================================  ===========================
