@@ -40,7 +40,8 @@ ANSWER_PARAMS = GenerationParams(temperature=0.2, max_tokens=160)
 they are short. On the bundled model, "What is chunk overlap?" over the sample
 handbook looped (a 4-word phrase 3 or more times) in 6 of 6 answers of up to
 512 tokens; asked for at most three sentences, within 160 tokens, 0 of 8
-(``benchmarks/bench_loops.py``)."""
+(``benchmarks/bench_loops.py``), and 2 of 12 after heading-aware retrieval
+changed its context (both stopped by :class:`llmapp.repetition.LoopGuard`)."""
 MATCH_THRESHOLD = 0.55
 """Cosine similarity an answer sentence needs with a source sentence to be
 matched to it (all-MiniLM-L6-v2: a paraphrase scores about 0.6 to 0.9,
