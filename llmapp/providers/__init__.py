@@ -192,20 +192,17 @@ def _adapters(settings: Settings) -> tuple[tuple[str, ...], str | None]:
             raise ProviderError("Tuned models are adapters of the bundled model; unset "
                                 "LLMAPP_LOCAL_MODEL_PATH to use one.", kind="model_load")
         return (), None
-    from llmapp.tuning.models import list_models
+    from llmapp.tuning.models import ModelError, get_model, list_models
 
     models = list_models(settings)  # one folder listing for both answers
     paths = tuple(str(m.adapter.resolve()) for m in models)
     if not settings.local_adapter:
         return paths, None
-    chosen = next((p for m, p in zip(models, paths, strict=True)
-                   if m.name == settings.local_adapter), None)
-    if chosen is None:
-        known = ", ".join(m.name for m in models) or "none yet"
-        raise ProviderError(f"There is no tuned model named {settings.local_adapter!r} "
-                            f"(registered: {known}). Train one on the Fine-tuning page or with "
-                            "llmapp tune train.", kind="model_load")
-    return paths, chosen
+    try:
+        chosen = get_model(settings, settings.local_adapter, models)
+    except ModelError as exc:
+        raise ProviderError(str(exc), kind="model_load") from exc
+    return paths, str(chosen.adapter.resolve())
 
 
 class OpenAIProvider(Provider):

@@ -89,6 +89,14 @@ class _Server:
     url: str
     in_flight: int = 0
 
+    def request(self, endpoint: str, body: dict | None = None) -> urllib.request.Request:
+        """A request to one of the server's HTTP endpoints, with its key."""
+        headers = {"Authorization": f"Bearer {self.key}"}
+        if body is None:
+            return urllib.request.Request(self.url + endpoint, headers=headers)
+        return urllib.request.Request(self.url + endpoint, data=json.dumps(body).encode(),
+                                      headers={**headers, "Content-Type": "application/json"})
+
 
 class XllamaRuntime(LocalRuntime):
     """A GGUF model served by in-process llama.cpp servers (xllamacpp).
@@ -222,13 +230,9 @@ class XllamaRuntime(LocalRuntime):
             self._free.notify()
 
     def _post(self, endpoint: str, body: dict) -> dict:
-        first = self._servers[0]
-        request = urllib.request.Request(
-            first.url + endpoint, data=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {first.key}",
-                     "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(self._servers[0].request(endpoint, body),
+                                        timeout=30) as response:
                 return json.load(response)
         except (OSError, ValueError) as exc:
             raise ProviderError(f"The local model's {endpoint} call failed: {exc}",
@@ -308,8 +312,7 @@ def _wait_ready(server: _Server, timeout_s: float = 10.0) -> None:
     destructor: ``llmapp tune validate absent.jsonl`` never exited in 4 of 25
     runs; waiting for ``/health`` first, in 0 of 50.
     """
-    request = urllib.request.Request(server.url + "/health",
-                                     headers={"Authorization": f"Bearer {server.key}"})
+    request = server.request("/health")
     deadline = time.monotonic() + timeout_s
     while True:
         try:

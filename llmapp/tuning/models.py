@@ -20,6 +20,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,16 +105,19 @@ def list_models(settings: Settings) -> list[TunedModel]:
     return out
 
 
-def get_model(settings: Settings, name: str) -> TunedModel:
-    """The registered model ``name``.
+def get_model(settings: Settings, name: str,
+              models: Sequence[TunedModel] | None = None) -> TunedModel:
+    """The registered model ``name``, from ``models`` when the caller has
+    listed them already (:func:`list_models`).
 
     Raises:
         ModelError: there is none by that name.
     """
-    for model in list_models(settings):
+    models = list_models(settings) if models is None else models
+    for model in models:
         if model.name == name:
             return model
-    known = ", ".join(m.name for m in list_models(settings)) or "none yet"
+    known = ", ".join(m.name for m in models) or "none yet"
     raise ModelError(f"There is no tuned model named {name!r} (registered: {known}). "
                      "Train one on the Fine-tuning page or with llmapp tune train.")
 
