@@ -10,7 +10,7 @@ and how many of the replies the pages' loop guard
 (:class:`llmapp.repetition.LoopGuard`, 8 words back a third time) would have
 stopped early.
 
-    python benchmarks/bench_loops.py [--samples 6]
+    python benchmarks/bench_loops.py [--samples 6] [--default-only]
 """
 
 from __future__ import annotations
@@ -23,23 +23,47 @@ from pathlib import Path
 from results_file import save
 
 from llmapp import config
+from llmapp.prompting.chains import EXPAND, THINK
 from llmapp.providers.local import get_runtime
 from llmapp.providers.runtime import Sampling
 from llmapp.rag.answer import ANSWER_PARAMS
 from llmapp.repetition import LoopGuard, loops, most_repeated
 
 ROOT = Path(__file__).resolve().parents[1]
+LLAMA_DRY = {"dry_penalty_last_n": 64, "dry_sequence_breakers": ("\n", ":", "\"", "*")}
+"""llama.cpp's server's DRY defaults: over the last 64 tokens, matching stops
+at every newline, colon, quote and ``*``."""
+DEFAULT = "llmapp's: repeat 1.1 + DRY 0.8 over the window, breaks at blank lines"
 SETTINGS = {
     "repeat 1.0": {"repeat_penalty": 1.0, "dry_multiplier": 0.0},
     "repeat 1.1": {"repeat_penalty": 1.1, "dry_multiplier": 0.0},
     "repeat 1.2": {"repeat_penalty": 1.2, "dry_multiplier": 0.0},
-    "repeat 1.1 + DRY 0.8": {"repeat_penalty": 1.1, "dry_multiplier": 0.8},
-    "repeat 1.1 + DRY 1.5": {"repeat_penalty": 1.1, "dry_multiplier": 1.5},
+    "repeat 1.1 + DRY 0.8, llama.cpp's": {"repeat_penalty": 1.1, "dry_multiplier": 0.8,
+                                          **LLAMA_DRY},
+    "repeat 1.1 + DRY 1.5, llama.cpp's": {"repeat_penalty": 1.1, "dry_multiplier": 1.5,
+                                          **LLAMA_DRY},
+    "repeat 1.1 + DRY 0.8 over 256 tokens": {**LLAMA_DRY, "repeat_penalty": 1.1,
+                                             "dry_multiplier": 0.8, "dry_penalty_last_n": 256},
+    "repeat 1.1 + DRY 0.8 over the window": {**LLAMA_DRY, "repeat_penalty": 1.1,
+                                             "dry_multiplier": 0.8,
+                                             "dry_penalty_last_n": config.LOCAL_N_CTX},
+    DEFAULT: {"repeat_penalty": config.LOCAL_REPEAT_PENALTY,
+              "dry_multiplier": config.LOCAL_DRY_MULTIPLIER,
+              "dry_penalty_last_n": config.LOCAL_DRY_PENALTY_LAST_N,
+              "dry_sequence_breakers": config.LOCAL_DRY_SEQUENCE_BREAKERS},
+    "SmolLM2's card (T 0.2, top-p 0.9), llmapp's penalties": {"temperature": 0.2, "top_p": 0.9},
 }
+"""Each setting overrides the page's sampling (llmapp's defaults otherwise)."""
+
+
+SKELETON_SAMPLE = ("1. Get the right shoes\n2. Start with short runs\n3. Build up slowly\n"
+                   "4. Rest between runs")
+"""A skeleton of the kind the bundled model writes for the Chains page's
+question, so that one expansion is measured with a fixed prompt."""
 
 
 def rag_messages(question: str) -> list[dict]:
-    from llmapp.rag.answer import QUESTION_TEMPLATE, SYSTEM_PROMPT, format_context
+    from llmapp.rag.answer import grounded_messages
     from llmapp.rag.chunking import ChunkSettings
     from llmapp.rag.store import knowledge_base
     from llmapp.settings import resolve
@@ -49,18 +73,21 @@ def rag_messages(question: str) -> list[dict]:
     for path in sorted((ROOT / "data" / "handbook").glob("*.*")):
         if path.suffix in (".md", ".txt", ".pdf"):
             kb.ingest("handbook", path.read_bytes(), path.name, ChunkSettings())
-    hits = kb.search("handbook", question, 4)
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": QUESTION_TEMPLATE.format(context=format_context(hits),
-                                                                 question=question)}]
+    return grounded_messages(question, kb.search("handbook", question, 4))
 
 
 def examples() -> dict[str, tuple[list[dict], float, int]]:
     """Page -> (messages, temperature, max tokens), as the page sends them."""
     system = {"role": "system", "content": config.DEFAULT_SYSTEM_PROMPT}
     return {
-        "1 simple": ([system, {"role": "user", "content": "Compare Python and Rust in a table"}],
+        "1 simple": ([system, {"role": "user", "content": config.SIMPLE_EXAMPLE}],
                      config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
+        "2 chain of thought": ([{"role": "user", "content": "How do I start running?" + THINK}],
+                               config.DEFAULT_TEMPERATURE, config.DEFAULT_MAX_TOKENS),
+        "2 skeleton, expand": ([{"role": "user", "content": EXPAND.format(
+            question="How do I start running?", skeleton=SKELETON_SAMPLE, n=2,
+            point="Start with short runs")}], config.DEFAULT_TEMPERATURE,
+            config.DEFAULT_MAX_TOKENS),
         "3 RAG": (rag_messages("What is chunk overlap?"), ANSWER_PARAMS.temperature,
                   ANSWER_PARAMS.max_tokens),
         "4 memory, turn 1": ([system, {"role": "user", "content": "My name is Ada."}],
@@ -77,7 +104,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--pages", nargs="+", help="only these pages, e.g. '3 RAG'")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="only these")
+    parser.add_argument("--default-only", action="store_true", help="only llmapp's defaults")
     args = parser.parse_args()
+    if args.default_only:
+        args.settings = [DEFAULT]
     runtime = get_runtime()
     pages = {k: v for k, v in examples().items() if not args.pages or k in args.pages}
     for name in set(SETTINGS) - set(args.settings or SETTINGS):
@@ -94,9 +124,9 @@ def main() -> None:
                 setting, page, seed = jobs.pop()
             messages, temperature, max_tokens = pages[page]
             try:
-                out = runtime.complete(messages, Sampling(temperature=temperature,
-                                                          max_tokens=max_tokens, seed=seed,
-                                                          **SETTINGS[setting]))
+                sampling = {"temperature": temperature, "max_tokens": max_tokens,
+                            **SETTINGS[setting]}
+                out = runtime.complete(messages, Sampling(seed=seed, **sampling))
             except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                 print(f"{setting} / {page} / seed {seed}: {exc!r}")
                 continue

@@ -56,6 +56,26 @@ Community Cloud's smallest box has 690 MB for everything: measured with
 ``benchmarks/bench_page.py``, 2 slots of 4,096 tokens put the app's peak at
 861 MB. 2,048 tokens hold a RAG prompt (4 chunks of 800 characters) and a
 512-token answer."""
+LOCAL_DRY_PENALTY_LAST_N = LOCAL_N_CTX
+"""How many of the last tokens, the prompt's included, DRY looks back over:
+the whole window. llama.cpp's server defaults to 64 (``/props``), like its
+repeat penalty, so a reply that repeats a sentence or a list item more than
+~64 tokens later escapes both: on the RAG example, one answer repeated a
+35-word sentence verbatim. Measured with ``benchmarks/bench_loops.py``, 24
+seeds per page example (Simple Prompt, Chain of thought, a Skeleton-of-thought
+expansion, RAG, Memory's two turns), replies that loop: 3 of 144 over 64
+tokens, 2 over 256 or the window; RAG answers on ``data/eval/handbook.jsonl``
+(8 questions x 6 seeds) held 0.249 of the reference answers' words over 64
+tokens and 0.244 over the window: DRY on the prompt did not stop answers
+from using the context's words."""
+LOCAL_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = ("\n\n",)
+"""Where DRY stops matching a repeated sequence: at blank lines only.
+llama.cpp's default also breaks at every newline, colon, quote and ``*``,
+which Markdown lists are full of, so a list that repeats its items escaped
+DRY: Chain of thought looped in 2 of 24 with those, 0 of 24 with blank lines
+only (DRY over the window both times; 24 seeds, ``benchmarks/bench_loops.py``);
+RAG answers held 0.253 of the reference words."""
+
 LOCAL_LOCK_TIMEOUT_S = 300.0
 """How long a request waits for the shared local model before giving up."""
 
@@ -126,6 +146,12 @@ DEFAULT_TOP_P = 0.95
 DEFAULT_MAX_TOKENS = 512
 MAX_TOKENS_LIMIT = 4096
 """Upper bound the UI offers for ``max_tokens``."""
+SIMPLE_EXAMPLE = "Give me three ideas for a rainy day, with a bold title for each"
+"""The Simple Prompt page's example prompt: it shows Markdown streaming in, and
+the bundled model can do it. Measured with ``benchmarks/bench_loops.py`` (24
+seeds, the defaults above): 0 of 24 replies loop. The example before it,
+"Compare Python and Rust in a table", looped in 2 of 24 (one sentence until
+the loop guard stopped it), and the model wrote a table in 1 of 12."""
 
 # --- files -----------------------------------------------------------------
 

@@ -95,6 +95,16 @@ def test_stop_sequences_and_max_tokens_are_honoured(runtime_name):
     assert short.response_metadata["finish_reason"] == "length"
 
 
+def test_dry_settings_reach_the_server():
+    runtime = get_runtime(runtime="xllamacpp")
+    asked = [{"role": "user", "content": "Say hello."}]
+    out = runtime.complete(asked, Sampling(temperature=0, max_tokens=8, dry_multiplier=0.8,
+                                           dry_sequence_breakers=("\n\n",)))
+    assert out.text.strip()
+    with pytest.raises(ProviderError, match="dry_sequence_breakers"):  # proves they are sent
+        runtime.complete(asked, Sampling(max_tokens=8, dry_sequence_breakers=()))
+
+
 def test_output_under_a_json_schema_is_valid_json(runtime_name):
     import json
 

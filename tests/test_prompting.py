@@ -7,8 +7,8 @@ import pytest
 
 from helpers import recording_chat_model
 from llmapp.prompting import PromptError
-from llmapp.prompting.chains import (COMPRESS, EXTRACT, REFORMAT, THINK, density, fit_document,
-                                     parse_points, sequential, skeleton, thought)
+from llmapp.prompting.chains import (COMPRESS, EXTRACT, LOOP_NOTE, REFORMAT, THINK, density,
+                                     fit_document, parse_points, sequential, skeleton, thought)
 from llmapp.prompting.selectors import (FOOD_EXAMPLES, fit_budget, ngram_overlap_score,
                                         parse_examples, select_examples)
 from llmapp.prompting.structured import (StructuredOutputError, schema_of, structured_output,
@@ -143,6 +143,33 @@ def test_chain_of_thought_toggle():
     consume(thought("Is 17 prime?", lambda role: model, step_by_step=False))
     assert model.calls[0][0] == "human: Is 17 prime?" + THINK
     assert model.calls[1][0] == "human: Is 17 prime?"
+
+
+def test_a_final_step_that_loops_is_cut_where_the_loop_guard_trips():
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    pulled = []
+
+    class Looping(BaseChatModel):  # a model at llmapp's boundary that never stops repeating
+        @property
+        def _llm_type(self) -> str:
+            return "looping"
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            raise NotImplementedError
+
+        def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+            for n in range(200):
+                pulled.append(n)
+                yield ChatGenerationChunk(message=AIMessageChunk(content="Run a little every day. "))
+
+    [step] = consume(thought("How do I start running?", lambda role: Looping()))
+    assert step.notes == [LOOP_NOTE]
+    assert 3 <= step.output.count("Run a little every day.") <= 5 and len(pulled) <= 6
+    [plain] = consume(thought("Is 17 prime?", lambda role: recording_chat_model(lambda p: "Yes.")))
+    assert plain.output == "Yes." and plain.notes == []
 
 
 def test_skeleton_of_thought_expands_points_in_parallel():

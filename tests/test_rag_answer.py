@@ -7,7 +7,7 @@ from llmapp.chat import ChatStore
 from llmapp.providers import GenerationParams
 from llmapp.rag import RagError
 from llmapp.rag.answer import (RagReply, RetrievalSettings, cited_numbers, format_context,
-                               start_answer)
+                               grounded_messages, start_answer)
 from llmapp.rag.chunking import ChunkSettings
 from llmapp.rag.store import Hit, knowledge_base
 
@@ -71,6 +71,16 @@ def test_context_is_numbered_and_holds_only_the_text():
     assert format_context(hits) == "[1] the parent text\n\n[2] plain"
 
 
+def test_the_context_goes_in_the_system_message_and_the_question_last():
+    hits = [Hit("a", "guide.pdf", 3, 0, 0.9, "child", "Overlap keeps sentences whole.")]
+    earlier = [{"role": "user", "content": "What is a chunk?"},
+               {"role": "assistant", "content": "A piece of a document [1]."}]
+    messages = grounded_messages("And overlap?", hits, earlier)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "Context:\n[1] Overlap keeps sentences whole.\n\nAnswer in at most" in messages[0]["content"]
+    assert messages[1:] == [*earlier, {"role": "user", "content": "And overlap?"}]
+
+
 def test_sources_cited_by_the_model_map_to_chunks(handbook):
     kb, _ = handbook
     hits = kb.search("handbook", "What is time to first token?", 3)
@@ -98,10 +108,12 @@ def test_a_grounded_answer_from_the_bundled_model(handbook):
     store.add_user("What overlap keeps a sentence that a cut would break whole?")
     rag = start_answer(kb, "handbook", store, settings,
                        GenerationParams(temperature=0, max_tokens=60), RetrievalSettings(k=3))
-    sent = rag.reply.budget.messages[-1]["content"]
-    assert sent.startswith("Context:\n[1] Chunking decides what retrieval can find.")
-    assert "03_rag_in_practice" not in sent and " - page " not in sent
-    assert "Question: What overlap keeps a sentence" in sent
+    system, asked = rag.reply.budget.messages[0]["content"], rag.reply.budget.messages[-1]
+    assert "Context:\n[1] Chunking decides what retrieval can find." in system
+    assert "03_rag_in_practice" not in system and " - page " not in system
+    assert system.endswith('say: "The documents do not say."')
+    assert asked == {"role": "user",
+                     "content": "What overlap keeps a sentence that a cut would break whole?"}
     chunks = list(rag.reply.stream)
     message = rag.message()
     assert len(chunks) > 1 and message.content.strip()

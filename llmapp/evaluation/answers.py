@@ -79,7 +79,8 @@ class RunConfig:
         judge: ``provider:model`` of the judge.
         collection: the Chroma collection answered from.
         retrieval: k, retriever, max_per_source.
-        prompt: the system prompt of the answers.
+        prompt: the system prompt of the answers (``{context}`` stands for their
+            numbered chunks).
         memory: the memory strategy (a run asks single questions: ``none``).
         safety_level: the level the safety metric uses.
         metrics: the judge's metrics.

@@ -106,7 +106,7 @@ def cmd_eval_answers(args: argparse.Namespace, settings) -> int:
     from llmapp.evaluation.judge import METRICS
     from llmapp.evaluation.runs import save_run
     from llmapp.providers import active_provider
-    from llmapp.rag.answer import SYSTEM_PROMPT
+    from llmapp.rag.answer import GROUNDED_TEMPLATE
     from llmapp.rag.store import knowledge_base
     from llmapp.safety import guard_for
 
@@ -127,7 +127,7 @@ def cmd_eval_answers(args: argparse.Namespace, settings) -> int:
               "runs end to end; for scores that mean something, use --judge openai or a "
               "larger model on an OpenAI-compatible server.", file=sys.stderr)
     config = RunConfig(args.name or f"{model} judged by {judge_name}", model, judge_name,
-                       args.collection, {"k": args.k}, SYSTEM_PROMPT,
+                       args.collection, {"k": args.k}, GROUNDED_TEMPLATE,
                        safety_level=settings.safety_level, metrics=metrics)
     kb = knowledge_base(settings)
     if not kb.documents(args.collection):

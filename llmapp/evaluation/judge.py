@@ -121,8 +121,9 @@ def prompt(metric: Metric, answer: str, *, question: str = "", reference: str = 
     """The judge's messages for one metric (OpenAI-style dicts).
 
     A metric that reads the context opens exactly as the grounded answer's
-    prompt did (:data:`llmapp.rag.answer.SYSTEM_PROMPT`, then ``Context:``
-    and the same numbered chunks), and gives its instructions after: a server
+    prompt did (the same system message,
+    :data:`llmapp.rag.answer.GROUNDED_TEMPLATE` with the same numbered
+    chunks), and gives its instructions in the user's message: a server
     with prefix caching (llama.cpp's slots, OpenAI's prompt caching) then
     reuses the context it already processed for the answer. On the bundled
     model, on one thread, that context is most of a call's time.
@@ -131,14 +132,13 @@ def prompt(metric: Metric, answer: str, *, question: str = "", reference: str = 
     task = (f"You grade answers for {metric.name} on an integer scale from {SCALE[0]} to "
             f"{SCALE[1]}. {metric.rubric}\nExamples:\n{metric.examples}")
     if "context" in metric.needs:
-        from llmapp.rag.answer import SYSTEM_PROMPT
+        from llmapp.rag.answer import GROUNDED_TEMPLATE
 
         others = [f"{n.capitalize()}:\n{given[n]}" for n in metric.needs if n != "context"]
         return [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": f"Context:\n{context}\n\nDo not answer a question now. "
-                                        f"{task}\n\n" + "\n\n".join([*others,
-                                                                     f"Answer:\n{answer}"])
+            {"role": "system", "content": GROUNDED_TEMPLATE.format(context=context)},
+            {"role": "user", "content": f"Do not answer a question now. {task}\n\n"
+                                        + "\n\n".join([*others, f"Answer:\n{answer}"])
              + f"\n\nGrade the answer's {metric.name}: a one-sentence reason, then the score."},
         ]
     parts = [f"{name.capitalize()}:\n{given[name]}" for name in metric.needs]

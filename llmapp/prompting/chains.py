@@ -31,6 +31,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
 from llmapp.prompting import PromptError
+from llmapp.repetition import LoopGuard
 from llmapp.tokens import TokenCounter
 
 TECHNIQUES = ("sequential", "density", "thought", "skeleton")
@@ -96,19 +97,37 @@ def _run(model: BaseChatModel, name: str, role: str, prompt) -> Step:
     return Step(name, role, prompt, output.strip(), time.perf_counter() - started)
 
 
+LOOP_NOTE = "Stopped early: the model began repeating itself (llmapp's loop guard)."
+
+
 def _streamed(model: BaseChatModel, name: str, role: str, prompt) -> Step:
+    """A step whose text streams; a reply that loops is cut where the
+    :class:`~llmapp.repetition.LoopGuard` trips, as on the chat pages, and
+    the step notes it (:data:`LOOP_NOTE`)."""
     step = Step(name, role, prompt)
-    chain = model | StrOutputParser()
+    parser = StrOutputParser()
 
     def text() -> Iterator[str]:
         started = time.perf_counter()
-        parts = []
-        for chunk in chain.stream(_lc(prompt)):
-            if chunk:
-                parts.append(str(chunk))
-                yield str(chunk)
-        step.output = "".join(parts).strip()
-        step.seconds = time.perf_counter() - started
+        parts: list[str] = []
+        guard = LoopGuard()
+        # the model's own stream, parsed chunk by chunk: closing a
+        # ``model | StrOutputParser()`` stream early still drains the model
+        chunks = model.stream(_lc(prompt))
+        try:
+            for chunk in chunks:
+                piece = parser.invoke(chunk)
+                if not piece:
+                    continue
+                parts.append(piece)
+                yield piece
+                if guard.feed(piece):
+                    step.notes.append(LOOP_NOTE)
+                    break
+        finally:
+            chunks.close()  # frees the local model's slot at once when cut short
+            step.output = "".join(parts).strip()
+            step.seconds = time.perf_counter() - started
 
     step.stream = text()
     return step

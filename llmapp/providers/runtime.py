@@ -63,6 +63,10 @@ class Sampling:
             p-e-w, llama.cpp ``--dry-multiplier``), which penalizes a token
             that would extend a sequence already seen; 0 is off. llama.cpp's
             server applies it; llama-cpp-python has no DRY and ignores it.
+        dry_penalty_last_n: how many of the last tokens (the prompt's too) DRY
+            looks back over (llama.cpp's server takes 0 and up, not -1).
+        dry_sequence_breakers: strings at which DRY stops matching a repeated
+            sequence (llama.cpp ``--dry-sequence-breaker``).
         seed: fixed sampling seed, or None.
         adapter: a LoRA adapter file the runtime loaded (one of its
             ``adapters``) to apply to this generation, or None for the base
@@ -75,6 +79,8 @@ class Sampling:
     stop: tuple[str, ...] = ()
     repeat_penalty: float = config.LOCAL_REPEAT_PENALTY
     dry_multiplier: float = config.LOCAL_DRY_MULTIPLIER
+    dry_penalty_last_n: int = config.LOCAL_DRY_PENALTY_LAST_N
+    dry_sequence_breakers: tuple[str, ...] = config.LOCAL_DRY_SEQUENCE_BREAKERS
     seed: int | None = None
     adapter: str | None = None
 

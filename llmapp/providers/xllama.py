@@ -253,6 +253,8 @@ class XllamaRuntime(LocalRuntime):
             "temperature": sampling.temperature, "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens, "repeat_penalty": sampling.repeat_penalty,
             "dry_multiplier": sampling.dry_multiplier,
+            "dry_penalty_last_n": sampling.dry_penalty_last_n,
+            "dry_sequence_breakers": list(sampling.dry_sequence_breakers),
         }
         if sampling.stop:
             body["stop"] = list(sampling.stop)

@@ -1,10 +1,13 @@
 """Answers grounded in retrieved chunks, with numbered citations.
 
-The last user message is sent with the numbered context before it
-(``[1]`` then the chunk's text) and an instruction after it: answer
-only from the context, cite it as ``[n]``, and say when it does not hold the
-answer. Putting context and instruction in the final user turn works better
-for small models than a long system prompt.
+The numbered context (``[1]`` then the chunk's text) goes in the system
+message, with an instruction after it: answer only from the context, cite it
+as ``[n]``, and say when it does not hold the answer. The question goes
+as the user's message, as the user asked it; earlier turns go between them.
+This is the layout of LangChain's RAG tutorial and ``create_stuff_documents_chain``
+prompts. With the context in the user's message before the question, the
+bundled model continued the numbered list ("[5] …") in 22 of 24 answers
+instead of answering (see :data:`GROUNDED_TEMPLATE`).
 
 Citations: :func:`cited_numbers` reads the model's ``[n]`` back. A model too
 small to cite (the bundled 135M one) gets its sentences matched to the
@@ -28,20 +31,29 @@ from llmapp.safety.injection import fence, injection_signs
 from llmapp.settings import Settings
 
 SYSTEM_PROMPT = "You answer questions from the numbered context you are given, and cite it."
-QUESTION_TEMPLATE = (
-    "Context:\n{context}\n\nQuestion: {question}\n\n"
+INSTRUCTIONS = (
     "Answer in at most three sentences, using only the context above. After each claim, cite "
-    "the context it comes from "
-    "by its number in square brackets, like [1]. If the context does not contain the answer, "
-    "say: \"The documents do not say.\""
+    "the context it comes from by its number in square brackets, like [1]. If the context does "
+    "not contain the answer, say: \"The documents do not say.\""
 )
+GROUNDED_TEMPLATE = SYSTEM_PROMPT + "\n\nContext:\n{context}\n\n" + INSTRUCTIONS
+"""The system message of a grounded answer; ``{context}`` is
+:func:`format_context`'s block. Measured on the bundled model
+(``benchmarks/bench_loops.py``, and 8 questions of ``data/eval/handbook.jsonl``
+x 3 seeds): with the context and instruction in the user's message before the
+question, the example "What is chunk overlap?" looped in 2 of 12 answers and
+the eval questions in 4 of 24, 22 of 24 answers began by continuing the
+context's list ("[5] ..."), and they held 0.27 of the reference answers'
+words. In the system message: 0 of 12, 0 of 24, 1 of 24, 0.25. Also tried:
+the instruction before the context (1/12, 3/24), the context as an earlier
+user turn the assistant acknowledged (2/12, 3/24), and ``Source [n]:`` or
+``<source id="n">`` headers (0/12 and 1/12, 1/24 each)."""
 ANSWER_PARAMS = GenerationParams(temperature=0.2, max_tokens=160)
 """Grounded answers: low temperature keeps them close to the sources, and
 they are short. On the bundled model, "What is chunk overlap?" over the sample
 handbook looped (a 4-word phrase 3 or more times) in 6 of 6 answers of up to
 512 tokens; asked for at most three sentences, within 160 tokens, 0 of 8
-(``benchmarks/bench_loops.py``), and 2 of 12 after heading-aware retrieval
-changed its context (both stopped by :class:`llmapp.repetition.LoopGuard`)."""
+(``benchmarks/bench_loops.py``)."""
 MATCH_THRESHOLD = 0.55
 """Cosine similarity an answer sentence needs with a source sentence to be
 matched to it (all-MiniLM-L6-v2: a paraphrase scores about 0.6 to 0.9,
@@ -101,6 +113,16 @@ def format_context(hits: Sequence[Hit]) -> str:
             text = fence(text)
         blocks.append(f"[{n}] {text}")
     return "\n\n".join(blocks)
+
+
+def grounded_messages(question: str, hits: Sequence[Hit],
+                      history: Sequence[dict] = ()) -> list[dict[str, str]]:
+    """The messages of a grounded answer (OpenAI-style dicts): the system
+    message with the numbered context (:data:`GROUNDED_TEMPLATE`), then
+    ``history`` (earlier turns), then ``question`` as the user's message."""
+    system = GROUNDED_TEMPLATE.format(context=format_context(hits))
+    return [{"role": "system", "content": system}, *map(dict, history),
+            {"role": "user", "content": question}]
 
 
 def cited_numbers(text: str, count: int) -> list[int]:
@@ -216,11 +238,11 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
     if not hits:
         raise RagError("Nothing in the collection is close enough to the question (score "
                        "threshold). Lower the threshold or rephrase.")
+    system, *turns = grounded_messages(question, hits, history[:-1])
     prompt = ChatStore()
-    prompt.messages = [ChatMessage(m["role"], m["content"]) for m in history[:-1]]
-    prompt.add_user(QUESTION_TEMPLATE.format(context=format_context(hits), question=question))
+    prompt.messages = [ChatMessage(m["role"], m["content"]) for m in turns]
     if cache is not None:
         cache = replace(cache, question=question,
                         extra=[collection, [[h.source, h.page, h.index] for h in hits]])
-    return RagReply(start_reply(prompt, settings, params, SYSTEM_PROMPT, cache=cache,
+    return RagReply(start_reply(prompt, settings, params, system["content"], cache=cache,
                                 guard=guard, check_input=False), hits, kb.embedder)

@@ -127,7 +127,7 @@ def distill(questions: Sequence[str], teacher: Settings, judge: Settings, *,
     """
     from llmapp.evaluation.judge import judge as grade
     from llmapp.providers import active_provider
-    from llmapp.rag.answer import QUESTION_TEMPLATE, SYSTEM_PROMPT, format_context
+    from llmapp.rag.answer import format_context, grounded_messages
 
     provider, _ = active_provider(teacher)
     chat = provider.chat_model(teacher, DISTILL_PARAMS)
@@ -137,8 +137,7 @@ def distill(questions: Sequence[str], teacher: Settings, judge: Settings, *,
         if kb is not None and collection:
             hits = kb.search(collection, question, 4)
             context = format_context(hits)
-            prompt = [("system", SYSTEM_PROMPT),
-                      ("user", QUESTION_TEMPLATE.format(context=context, question=question))]
+            prompt = [(m["role"], m["content"]) for m in grounded_messages(question, hits)]
         else:
             prompt = ([("system", system_prompt)] if system_prompt else []) + [("user", question)]
         answer = str(chat.invoke(prompt).content).strip()

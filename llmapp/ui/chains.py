@@ -88,7 +88,7 @@ def _run_steps(events) -> list[Step]:
                     written = st.write_stream(coalesce(step.stream))
                     step.output = step.output or (written if isinstance(written, str) else "")
                     for note in step.notes:
-                        st.caption(f"⏱️ {note}")
+                        st.caption(note)
                 else:
                     render_step(step)
                 steps.append(step)

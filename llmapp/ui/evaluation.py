@@ -26,7 +26,7 @@ from llmapp.evaluation.answers import (
 from llmapp.evaluation.judge import METRICS, SCALE
 from llmapp.evaluation.runs import comparison, list_runs, load_run, rows_csv, save_run
 from llmapp.providers import active_provider
-from llmapp.rag.answer import SYSTEM_PROMPT
+from llmapp.rag.answer import GROUNDED_TEMPLATE
 from llmapp.settings import Settings
 from llmapp.ui.memory import open_store
 
@@ -132,7 +132,7 @@ def run_panel(settings: Settings, kb, collection: str,
         return
     model, judge_name = _names(settings, judge)
     run_config = RunConfig(name.strip() or f"{model} judged by {judge_name}", model, judge_name,
-                           collection, {"k": k}, SYSTEM_PROMPT,
+                           collection, {"k": k}, GROUNDED_TEMPLATE,
                            safety_level=settings.safety_level)
     from llmapp.ui.safety import page_guard
 
