@@ -19,7 +19,9 @@ def panel_rows(at):
 
 
 def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path):
-    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    # safety off: this test counts replies, and the offline filter withdraws a few
+    # per cent of the bundled model's harmless ones (a withdrawn reply cannot be rated)
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url, LLMAPP_SAFETY_LEVEL="off")
     assert not at.exception
     at.chat_input[0].set_value("My name is Ada.").run()
     at.chat_input[0].set_value("What is my name?").run()
@@ -47,7 +49,7 @@ def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path)
 
     [saved] = list_feedback(db.database)
     assert (saved.page, saved.rating, saved.conversation_id) == ("memory", -1, conv.id)
-    again = app(PAGE, LLMAPP_DATABASE_URL=db_url)  # a new session
+    again = app(PAGE, LLMAPP_DATABASE_URL=db_url, LLMAPP_SAFETY_LEVEL="off")  # a new session
     assert [f.value for f in again.feedback] == [0, None]
 
 
