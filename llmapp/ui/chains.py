@@ -97,7 +97,7 @@ def _run_steps(events) -> list[Step]:
             status.update(label="Stopped", state="error")
             st.error(str(exc))
             return steps
-        status.update(label=f"{len(steps)} steps", state="complete")
+        status.update(label=f"{len(steps)} step{'' if len(steps) == 1 else 's'}", state="complete")
     return steps
 
 
