@@ -7,7 +7,9 @@ as the user's message, as the user asked it; earlier turns go between them.
 This is the layout of LangChain's RAG tutorial and ``create_stuff_documents_chain``
 prompts. With the context in the user's message before the question, the
 bundled model continued the numbered list ("[5] …") in 22 of 24 answers
-instead of answering (see :data:`GROUNDED_TEMPLATE`).
+instead of answering (see :data:`GROUNDED_TEMPLATE`). The chunks are data in
+the system message, not instructions: one with instructions in it is fenced
+as quoted data (:func:`format_context`), wherever the context goes.
 
 Citations: :func:`cited_numbers` reads the model's ``[n]`` back. A model too
 small to cite (the bundled 135M one) gets its sentences matched to the
