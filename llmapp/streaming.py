@@ -41,6 +41,9 @@ class ReplyStats:
         stopped: why llmapp ended the reply early, or None; ``"repetition"``
             when it began repeating itself (:class:`~llmapp.repetition.LoopGuard`),
             ``"safety"`` when the safety filter withdrew it.
+        finish_reason: why the model ended, as the provider reports it:
+            ``"stop"``, or ``"length"`` when it reached max tokens (the
+            summary then says the reply was cut); None when not reported.
         cache: ``"miss"``, ``"hit-exact"`` or ``"hit-semantic"`` when the
             response cache was asked, None when it is off.
         cached_question: for a semantic hit, the cached question it matched.
@@ -57,6 +60,7 @@ class ReplyStats:
     cost_usd: float | None = None
     chunks: int = 0
     stopped: str | None = None
+    finish_reason: str | None = None
     cache: str | None = None
     cached_question: str | None = None
 
@@ -89,6 +93,8 @@ class ReplyStats:
             parts.append("stopped: it began repeating itself")
         if self.stopped == "safety":
             parts.append("withdrawn by the safety filter")
+        if self.finish_reason == "length" and self.stopped is None:
+            parts.append("cut at the max tokens limit")
         return " · ".join(parts)
 
 
@@ -190,6 +196,9 @@ class ReplyStream(Iterator[str]):
                 self.stats.prompt_tokens = usage.get("input_tokens")
                 self.stats.completion_tokens = usage.get("output_tokens")
                 self.stats.usage_source = "reported"
+            finish = (getattr(chunk, "response_metadata", None) or {}).get("finish_reason")
+            if finish:
+                self.stats.finish_reason = str(finish)
             # langchain-core 1.x returns a str subclass from .text; st.write_stream
             # renders only exact str as Markdown.
             # A model without streaming yields one whole message (a BaseMessage).

@@ -50,6 +50,7 @@ def test_answers_through_llmapp_in_several_chunks(settings, runtime_name):
     assert stats.provider == "local" and stats.ttft_s > 0 and stats.tokens_per_s > 0
     assert stats.prompt_tokens == reply.budget.prompt_tokens
     assert 1 < stats.completion_tokens <= 48
+    assert stats.finish_reason == ("length" if stats.completion_tokens == 48 else "stop")
     assert loaded_runtime().name == runtime_name
 
 

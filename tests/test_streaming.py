@@ -50,6 +50,19 @@ def test_counts_tokens_when_the_server_reports_none():
     assert "~30 prompt + ~3 completion tokens" in stats.summary()
 
 
+def test_a_reply_cut_at_max_tokens_says_so():
+    def cut():
+        yield AIMessageChunk(content="The answer was")
+        yield AIMessageChunk(content="", response_metadata={"finish_reason": "length"})
+    stats = ReplyStats("local", "m")
+    ReplyStream(cut, stats, clock=Clock()).consume()
+    assert stats.finish_reason == "length"
+    assert stats.summary().endswith("cut at the max tokens limit")
+    done = ReplyStats("local", "m")
+    ReplyStream(chunks("Done."), done, clock=Clock()).consume()
+    assert done.finish_reason is None and "max tokens" not in done.summary()
+
+
 def test_a_single_chunk_has_no_rate():
     stats = ReplyStats("local", "m")
     ReplyStream(chunks("all at once"), stats, count_text=len, clock=Clock()).consume()
