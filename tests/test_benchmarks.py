@@ -122,11 +122,13 @@ def test_cache_benchmark_measures_precision_and_speed():
 
 @pytest.mark.slow
 def test_safety_benchmark_reports_each_level():
-    out, data = bench("bench_safety.py", "safety.json", "--repeats", "1")
+    out, data = bench("bench_safety.py", "safety.json", "--repeats", "1", "--replies", "1")
     assert "unsafe blocked" in out and "offline check: p50" in out
     assert set(data["levels"]) == {"child", "teen", "adult", "off"}
     assert data["levels"]["off"]["unsafe_blocked"] == 0
-    assert data["texts"] >= 150
+    assert data["levels"]["off"]["replies_blocked"] == 0
+    assert data["levels"]["child"]["inside_reply_blocked"] > 0.5
+    assert data["texts"] >= 150 and data["everyday_replies"] == 20
 
 
 @pytest.mark.slow
