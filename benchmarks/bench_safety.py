@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from results_file import save
@@ -58,27 +58,14 @@ def everyday_replies(seeds: int) -> list[str]:
 
     runtime = get_runtime()
     system = {"role": "system", "content": config.DEFAULT_SYSTEM_PROMPT}
-    jobs = [(prompt, seed) for prompt in EVERYDAY for seed in range(seeds)]
-    out: list[str] = []
-    lock = threading.Lock()
 
-    def work() -> None:
-        while True:
-            with lock:
-                if not jobs:
-                    return
-                prompt, seed = jobs.pop()
-            text = runtime.complete([system, {"role": "user", "content": prompt}],
-                                    Sampling(seed=seed)).text
-            with lock:
-                out.append(text)
+    def reply(job: tuple[str, int]) -> str:
+        prompt, seed = job
+        return runtime.complete([system, {"role": "user", "content": prompt}],
+                                Sampling(seed=seed)).text
 
-    threads = [threading.Thread(target=work) for _ in range(runtime.parallel)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    with ThreadPoolExecutor(runtime.parallel) as pool:  # one request per decoding slot
+        return list(pool.map(reply, [(p, seed) for p in EVERYDAY for seed in range(seeds)]))
 
 
 def blocked(level: str, scores: dict[str, float]) -> bool:
