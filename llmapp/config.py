@@ -61,7 +61,7 @@ LOCAL_DRY_PENALTY_LAST_N = LOCAL_N_CTX
 the whole window. llama.cpp's server defaults to 64 (``/props``), like its
 repeat penalty, so a reply that repeats a sentence or a list item more than
 ~64 tokens later escapes both: on the RAG example, one answer repeated a
-35-word sentence verbatim. Measured with ``benchmarks/bench_loops.py``, 24
+32-word sentence verbatim. Measured with ``benchmarks/bench_loops.py``, 24
 seeds per page example (Simple Prompt, Chain of thought, a Skeleton-of-thought
 expansion, RAG, Memory's two turns), replies that loop: 3 of 144 over 64
 tokens, 2 over 256 or the window; RAG answers on ``data/eval/handbook.jsonl``

@@ -32,6 +32,7 @@ from langchain_core.output_parsers import StrOutputParser
 
 from llmapp.prompting import PromptError
 from llmapp.repetition import LoopGuard
+from llmapp.streaming import ReplyStats, ReplyStream
 from llmapp.tokens import TokenCounter
 
 TECHNIQUES = ("sequential", "density", "thought", "skeleton")
@@ -101,32 +102,25 @@ LOOP_NOTE = "Stopped early: the model began repeating itself (llmapp's loop guar
 
 
 def _streamed(model: BaseChatModel, name: str, role: str, prompt) -> Step:
-    """A step whose text streams; a reply that loops is cut where the
-    :class:`~llmapp.repetition.LoopGuard` trips, as on the chat pages, and
-    the step notes it (:data:`LOOP_NOTE`)."""
+    """A step whose text streams through :class:`~llmapp.streaming.ReplyStream`
+    with a :class:`~llmapp.repetition.LoopGuard`, as on the chat pages: a
+    reply that loops is cut where the guard trips, the model's stream is
+    closed, and the step notes it (:data:`LOOP_NOTE`). The model's own stream
+    is read, not ``model | StrOutputParser()``'s: closing that early still
+    drains the model."""
     step = Step(name, role, prompt)
-    parser = StrOutputParser()
 
     def text() -> Iterator[str]:
         started = time.perf_counter()
-        parts: list[str] = []
-        guard = LoopGuard()
-        # the model's own stream, parsed chunk by chunk: closing a
-        # ``model | StrOutputParser()`` stream early still drains the model
-        chunks = model.stream(_lc(prompt))
+        stream = ReplyStream(lambda: model.stream(_lc(prompt)), ReplyStats(role, name),
+                             guard=LoopGuard())
         try:
-            for chunk in chunks:
-                piece = parser.invoke(chunk)
-                if not piece:
-                    continue
-                parts.append(piece)
-                yield piece
-                if guard.feed(piece):
-                    step.notes.append(LOOP_NOTE)
-                    break
+            yield from stream
         finally:
-            chunks.close()  # frees the local model's slot at once when cut short
-            step.output = "".join(parts).strip()
+            stream.close()  # frees the local model's slot at once when the reader stops
+            if stream.stats.stopped == "repetition":
+                step.notes.append(LOOP_NOTE)
+            step.output = stream.text.strip()
             step.seconds = time.perf_counter() - started
 
     step.stream = text()
