@@ -238,7 +238,7 @@ def pool():
     from llmapp.providers.xllama import XllamaRuntime
 
     runtime = XllamaRuntime.load(bundled_model_path(), 1024, CpuBudget(1, "test"), servers=2)
-    runtime.wait_s = 2.0  # also the first token's limit: a loaded CI box needs room
+    runtime.wait_s = 0.5
     yield runtime
     runtime.close()
 
