@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -93,7 +93,7 @@ def secret_values(settings: Any) -> set[str]:
     def secrets_in(value: Any) -> Iterable[str]:
         if isinstance(value, SecretStr):
             yield from secret_parts(value.get_secret_value())
-        elif isinstance(value, dict):
+        elif isinstance(value, Mapping):
             for item in value.values():
                 yield from secrets_in(item)
         elif isinstance(value, (list, tuple)):
