@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import logging
 
+from llmapp.secrets import scrub
+
 log = logging.getLogger(__name__)
 
 
 class LlmappError(Exception):
-    """Base class. ``str(err)`` is the user-facing message."""
+    """Base class. ``str(err)`` is the user-facing message.
+
+    The message never shows a configured secret: text arguments are scrubbed
+    when the error is made and again when it is shown
+    (:func:`llmapp.secrets.scrub`), so an upstream error that echoes a key
+    reaches no page, terminal or API response.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class ConfigError(LlmappError):
@@ -60,14 +74,18 @@ def provider_error_from(exc: BaseException, *, provider: str, where: str = "") -
     Args:
         exc: the exception raised while building or calling the model.
         provider: provider name, used in the message.
-        where: the server address, for connection messages (no secrets).
+        where: the server address, for connection messages (no secrets:
+            :func:`llmapp.secrets.mask_base_url`).
+
+    The message is scrubbed of every configured secret
+    (:func:`llmapp.secrets.scrub`); so is the logged traceback.
     """
     if isinstance(exc, ProviderError):
         return exc
     names = {cls.__name__ for cls in type(exc).__mro__}
     name = type(exc).__name__
     status = _status_of(exc)
-    text = str(exc)
+    text = scrub(str(exc))  # an upstream message may echo the key
     at = f" at {where}" if where else ""
     if "AuthenticationError" in names or status == 401:
         return ProviderError(

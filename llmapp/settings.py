@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from llmapp import config
 from llmapp.errors import ConfigError
+from llmapp.secrets import remember
 
 SOURCES = ("sidebar", "secrets", "environment", ".env", "default")
 
@@ -316,7 +317,9 @@ def resolve(
                 raise ConfigError(f"{name} (from {layer}): {shown} {exc}.") from None
             sources[name] = layer
             break
-    return Settings(**values, sources=sources)
+    settings = Settings(**values, sources=sources)
+    remember(settings)  # its secrets are scrubbed from errors and logs from now on
+    return settings
 
 
 def resolve_choices(provider: str | None = None, model: str | None = None,

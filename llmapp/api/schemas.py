@@ -136,6 +136,9 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
 
 def error_body(status: int, message: str, code: str | None = None,
                param: str | None = None) -> dict[str, Any]:
-    """OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``."""
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"),
+    """OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``;
+    the message is scrubbed of configured secrets (:func:`llmapp.secrets.scrub`)."""
+    from llmapp.secrets import scrub
+
+    return {"error": {"message": scrub(message), "type": ERROR_TYPES.get(status, "server_error"),
                       "param": param, "code": code}}

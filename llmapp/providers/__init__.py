@@ -310,7 +310,9 @@ class CompatibleProvider(OpenAIProvider):
         return settings.compatible_base_url.rstrip("/") or None
 
     def where(self, settings: Settings) -> str:
-        return self.base_url(settings) or ""
+        from llmapp.secrets import mask_base_url
+
+        return mask_base_url(self.base_url(settings) or "")
 
     def model_class(self) -> type[BaseChatModel]:
         """``BaseChatOpenAI``, the base langchain-openai keeps for compatible
@@ -380,25 +382,30 @@ def probe_server(base_url: str, api_key=None,
     """GET ``{base_url}/models`` once, to say whether a server is reachable.
 
     Returns a :class:`ProviderStatus`; never raises. A 401 means reachable
-    but the key is wrong or missing.
+    but the key is wrong or missing. The reason shows the URL with its
+    credentials masked (:func:`llmapp.secrets.mask_base_url`).
     """
+    import http.client
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{base_url}/models")
-    if api_key is not None:
-        request.add_header("Authorization", f"Bearer {api_key.get_secret_value()}")
+    from llmapp.secrets import base_url_secrets, mask_base_url, scrub
+
+    shown = mask_base_url(base_url)
     try:
+        request = urllib.request.Request(f"{base_url}/models")
+        if api_key is not None:
+            request.add_header("Authorization", f"Bearer {api_key.get_secret_value()}")
         with urllib.request.urlopen(request, timeout=timeout_s):
             pass
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
-            return ProviderStatus(False, f"{base_url} answered 401: the key is missing or wrong")
-        return ProviderStatus(False, f"{base_url}/models answered HTTP {exc.code}")
-    except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad URL
-        reason = getattr(exc, "reason", exc)
-        return ProviderStatus(False, f"{base_url} is unreachable ({reason})")
-    return ProviderStatus(True, f"{base_url} is reachable")
+            return ProviderStatus(False, f"{shown} answered 401: the key is missing or wrong")
+        return ProviderStatus(False, f"{shown}/models answered HTTP {exc.code}")
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, bad URL, ...
+        reason = scrub(str(getattr(exc, "reason", exc)), base_url_secrets(base_url))
+        return ProviderStatus(False, f"{shown} is unreachable ({reason})")
+    return ProviderStatus(True, f"{shown} is reachable")
 
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (LocalProvider(), OpenAIProvider(),

@@ -34,9 +34,11 @@ from llmapp.tools.base import ToolError, ToolGuide, guide_of, guided
 from llmapp.tools.clock import current_datetime
 from llmapp.tools.knowledge import make_knowledge_base_tool
 from llmapp.tools.text import word_count
-from llmapp.tools.web import check_url, fetch_text, make_fetch_url, network_available, web_search
+from llmapp.tools.web import (FetchPlan, Fetcher, check_url, fetch_text, is_public_address,
+                              make_fetch_url, network_available, plan_fetch, web_search)
 
-__all__ = ["MAX_EXPONENT", "MAX_EXPRESSION", "ToolError", "ToolGuide", "available_tools",
+__all__ = ["MAX_EXPONENT", "MAX_EXPRESSION", "FetchPlan", "Fetcher", "ToolError", "ToolGuide",
+           "available_tools", "is_public_address", "plan_fetch",
            "calculate", "calculator", "check_url", "current_datetime", "fetch_text",
            "guide_of", "guided", "make_fetch_url", "make_knowledge_base_tool",
            "network_available", "run_tool", "web_search", "word_count"]

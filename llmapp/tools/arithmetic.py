@@ -35,11 +35,20 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
+def _finite(value: int | float) -> int | float:
+    """``value``, or a :class:`ToolError` when it is an infinity or NaN
+    (``1e999``, ``1e308 * 10``, ``1e999 - 1e999``): no arithmetic answer."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolError("The result is too large." if math.isinf(value)
+                        else "The result is not a number.")
+    return value
+
+
 def _evaluate(node: ast.AST) -> int | float:
     if isinstance(node, ast.Expression):
         return _evaluate(node.body)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _finite(node.value)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -58,7 +67,7 @@ def _evaluate(node: ast.AST) -> int | float:
             raise ToolError("The result is not a real number.")
         if isinstance(result, int) and abs(result) > MAX_MAGNITUDE:
             raise ToolError("The result is too large.")
-        return result
+        return _finite(result)
     what = type(node).__name__
     if isinstance(node, ast.Name):
         what = f"the name {node.id!r}"
@@ -75,11 +84,16 @@ def calculate(expression: str) -> int | float:
     Parses with :mod:`ast` and walks only numbers, unary +/-, and binary
     + - * / // % **. Names, attributes, calls, subscripts, comprehensions and
     strings are refused; so are expressions over :data:`MAX_EXPRESSION`
-    characters, exponents over :data:`MAX_EXPONENT` and results over 1,000
-    digits.
+    characters, exponents over :data:`MAX_EXPONENT`, results over 1,000
+    digits, and infinite or NaN results (``1e999``, ``1e308 * 10``).
+
+    Returns:
+        An ``int`` (at most 1,001 digits) or a finite ``float``.
 
     Raises:
-        ToolError: empty, unparsable, disallowed or too large.
+        ToolError: empty, unparsable, disallowed or too large. Nothing else:
+            any string gives a number or this error
+            (``tests/test_tools_arithmetic.py`` checks it with Hypothesis).
     """
     expression = (expression or "").strip()
     if not expression:
@@ -88,7 +102,9 @@ def calculate(expression: str) -> int | float:
         raise ToolError(f"The expression is longer than {MAX_EXPRESSION} characters.")
     try:
         tree = ast.parse(expression.replace("^", "**"), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        # ValueError: a NUL character (Python < 3.12); the others: nesting
+        # deeper than the parser allows.
         raise ToolError(f"{expression!r} is not arithmetic I can parse.") from None
     return _evaluate(tree)
 
