@@ -21,9 +21,9 @@ bound each stream, not a file, and a 54 KB PDF whose one content stream
 inflated to 15.9 MB (under pypdf's limits) took 158 s of CPU in
 ``extract_text``; Python cannot stop a thread, nor cap its memory. Why one
 long-lived worker and not one per file: starting one (Python, pypdf, Beautiful
-Soup, the splitters) costs about 0.3 s and 40 MB; per file, the worker adds
-the copy of its bytes and chunks through a pipe (see ``benchmarks/`` and the
-README for the measured cost).
+Soup, the splitters) costs about 0.2 s and 40 MB; per file, the worker adds
+the copy of its bytes and chunks through a pipe: 0.7 ms per file on 63 small
+files (``benchmarks/bench_ingest.py``), next to tens of ms to embed them.
 
 Messages between the app and the worker are JSON plus the raw file bytes,
 never pickle: what the worker returns is read as data.
@@ -272,6 +272,7 @@ def _serve(memory_bytes: int) -> None:
         except MemoryError:
             reply = {"error": f"{name}: needs more than {memory_bytes // 2**20} MiB of memory "
                               "to parse; it was stopped."}
+            gc.collect()
         except Exception as exc:  # noqa: BLE001 - reported as this file's error
             reply = {"error": f"{name}: cannot be parsed ({type(exc).__name__})."}
         finally:
@@ -282,7 +283,6 @@ def _serve(memory_bytes: int) -> None:
         except MemoryError:
             out = json.dumps({"error": f"{name}: its chunks need too much memory."}).encode()
         del reply
-        gc.collect()
         stdout.write(struct.pack("<Q", len(out)) + out)
         stdout.flush()
 
