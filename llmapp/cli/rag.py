@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
 from llmapp import config
 from llmapp.chat import ChatStore
@@ -66,34 +64,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     collections.set_defaults(func=cmd_collections)
 
 
-def _files(paths: Sequence[str]) -> list[tuple[Path, str]]:
-    """(file, source name) for each path; directories recurse, keeping files
-    of supported types, named by their path below the directory's parent."""
-    from llmapp.rag.loaders import SUPPORTED
-
-    out = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                if file.suffix.lower() in SUPPORTED:
-                    out.append((file, file.relative_to(path.parent).as_posix()))
-        else:
-            out.append((path, path.name))
-    return out
-
-
 def cmd_ingest(args: argparse.Namespace) -> int:
     """``llmapp ingest``: load, chunk, embed and store files; one line each.
     Exit 1 if any file failed (the others are still ingested)."""
     from tqdm import tqdm
 
-    from llmapp.rag import IngestError
     from llmapp.rag.chunking import ChunkSettings
+    from llmapp.rag.files import find_files, read_files
+    from llmapp.rag.loaders import display_name
     from llmapp.rag.store import knowledge_base
 
     chunking = ChunkSettings(args.chunking, args.chunk_size, args.chunk_overlap)
-    files = _files(args.paths)
+    files = find_files(args.paths)
     if not files:
         raise ConfigError("No files to ingest (supported: .txt, .md, .pdf, .html).")
     kb = knowledge_base(settings_from(args))
@@ -107,21 +89,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 text = str(outcome)
                 if not text.startswith(f"{source}:"):
                     text = f"{source}: {text}"
-                bar.write(f"failed   {text}", file=sys.stdout)
+                bar.write(display_name(f"failed   {text}"), file=sys.stdout)  # one line
                 return
             notice = f" ({outcome.notice})" if outcome.notice else ""
-            bar.write(f"{outcome.status:<8} {source}: {outcome.chunks} chunks{notice}",
-                      file=sys.stdout)
+            bar.write(display_name(f"{outcome.status:<8} {source}: {outcome.chunks} "
+                                   f"chunks{notice}"), file=sys.stdout)
 
-        def readable():
-            for path, source in files:
-                try:
-                    yield source, path.read_bytes()
-                except OSError as exc:
-                    report(source, IngestError(f"{source}: cannot be read "
-                                               f"({exc.strerror or exc})."))
-
-        for source, outcome in kb.ingest_many(args.collection, readable(), chunking):
+        for source, outcome in kb.ingest_many(args.collection, read_files(files, report),
+                                              chunking):
             report(source, outcome)
     print(f"{len(files) - failed} of {len(files)} files in collection {args.collection!r} "
           f"({chunking.describe()})")

@@ -17,11 +17,19 @@ regex, justext, htmldate; its lxml cleaner is now a separate package);
 html-to-markdown (Rust) is the fastest but kept the navigation; markdownify
 is 100 KB on the Beautiful Soup we already use, and with the main element
 chosen first its Markdown matched trafilatura's.
+
+Limits, so that a file built to exhaust the parser fails alone: pypdf runs
+under :data:`PDF_LIMITS` (its own decompression and parsing limits, lowered),
+HTML deeper than :data:`MAX_HTML_DEPTH` is flattened before markdownify (which
+recurses once per level), and :func:`load` turns any other exception into an
+:class:`~llmapp.rag.IngestError` naming the file. Time and memory per file are
+bounded by :mod:`llmapp.rag.isolation`, which runs this in a worker process.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -31,6 +39,36 @@ from llmapp.rag import IngestError
 MAX_FILE_BYTES = 20 * 1024 * 1024
 """Largest file accepted: 20 MiB. A bigger one is refused before parsing."""
 SUPPORTED = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm")
+MAX_HTML_DEPTH = 100
+"""Elements nested deeper than this are flattened to their text before
+conversion: markdownify recurses once per level and raised RecursionError on
+20,000 nested ``<div>``; real pages nest a few dozen levels."""
+PDF_LIMITS = {
+    "zlib_maximum_output_length": 16_000_000,
+    "lzw_maximum_output_length": 16_000_000,
+    "run_length_maximum_output_length": 16_000_000,
+    "brotli_maximum_output_length": 16_000_000,
+    "array_based_stream_maximum_output_length": 16_000_000,
+    "maximum_declared_stream_length": 16_000_000,
+    "stream_parsing_work_maximum_count": 1_000_000,
+}
+"""pypdf's resource limits (``pypdf.Configuration``, pypdf >= 6.18), lowered
+from its defaults (75 MB per decoded stream, 2,000,000 tokens per content
+stream): a page's content stream is a few KB to a few MB of text operators; a
+68 KB PDF whose one stream inflated to 70 MB cost 5 to 13 s of CPU under the
+defaults. The CPU time of a whole file is bounded by
+:mod:`llmapp.rag.isolation`."""
+log = logging.getLogger(__name__)
+
+
+def display_name(name: str) -> str:
+    """``name`` with control and other non-printable characters escaped as
+    Python's ``repr`` does (``\\n``, ``\\x1b``, ``\\u202e``), so a file name
+    cannot split a line of output or move the terminal's cursor. Printable
+    text, accents included, is kept as is; backslashes too."""
+    if name.isprintable():
+        return name
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name)
 
 
 @dataclass(frozen=True)
@@ -115,7 +153,8 @@ def html_to_markdown(html: str) -> tuple[str, str | None]:
     from bs4 import BeautifulSoup
     from markdownify import markdownify
 
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(html, "html.parser")  # builds the tree without recursion
+    flatten_deep(soup, MAX_HTML_DEPTH)
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     for tag in soup(list(BOILERPLATE)):
         tag.decompose()
@@ -129,6 +168,27 @@ def html_to_markdown(html: str) -> tuple[str, str | None]:
     return re.sub(r"\n{3,}", "\n\n", markdown).strip(), title or None
 
 
+def flatten_deep(root, limit: int) -> int:
+    """Replace the content of each element at depth ``limit`` (below ``root``)
+    that still has child elements by its text, walking the tree with a stack
+    (no recursion). Returns how many elements were flattened."""
+    from bs4 import Tag
+
+    flattened = 0
+    stack = [(root, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        children = [c for c in tag.contents if isinstance(c, Tag)]
+        if depth >= limit and children:
+            text = tag.get_text(" ")  # iterative (bs4 walks next_element)
+            tag.clear()
+            tag.append(text)
+            flattened += 1
+            continue
+        stack.extend((c, depth + 1) for c in children)
+    return flattened
+
+
 def _html(data: bytes, name: str) -> list[Section]:
     text, encoding = decode(data, name)
     markdown, title = html_to_markdown(text)
@@ -136,18 +196,25 @@ def _html(data: bytes, name: str) -> list[Section]:
 
 
 def _pdf(data: bytes, name: str) -> list[Section]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf import Configuration, PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError, PdfReadError
 
+    limits = {k: v for k, v in PDF_LIMITS.items() if hasattr(Configuration, k)}  # by version
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise IngestError(f"{name}: the PDF is encrypted (password-protected). Remove the "
-                              "password and upload it again.")
-        pages = drop_running_lines([page.extract_text() or "" for page in reader.pages])
+        with apply_configuration(**limits):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted:
+                raise IngestError(f"{name}: the PDF is encrypted (password-protected). Remove "
+                                  "the password and upload it again.")
+            pages = drop_running_lines([page.extract_text() or "" for page in reader.pages])
         return [Section(text, page=i + 1) for i, text in enumerate(pages)]
     except IngestError:
         raise
+    except LimitReachedError:
+        raise IngestError(f"{name}: the PDF is over a safety limit while being decompressed "
+                          "or parsed (a stream inflates to more than "
+                          f"{PDF_LIMITS['zlib_maximum_output_length'] // 10**6} MB, or holds "
+                          "too many operators); it was not ingested.") from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise IngestError(f"{name}: the PDF is damaged and cannot be read ({type(exc).__name__})."
                           ) from None
@@ -202,8 +269,36 @@ def load(data: bytes, name: str) -> list[Section]:
 
     Raises:
         IngestError: unsupported type, too large, empty, binary, not UTF-8,
-            a corrupt or encrypted PDF, or no text at all.
+            a corrupt or encrypted PDF, over a parser limit, no text at all,
+            or any other failure of a parser (its traceback goes to the log).
+            Nothing else: a parser's own exception never escapes.
     """
+    try:
+        return _load(data, name)
+    except IngestError:
+        raise
+    except RecursionError:
+        log.warning("%s: RecursionError in a loader", name, exc_info=True)
+        raise IngestError(f"{name}: nested too deeply to parse.") from None
+    except MemoryError:
+        raise IngestError(f"{name}: needs too much memory to parse.") from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure is this file's error
+        log.warning("%s: the loader failed", name, exc_info=True)
+        raise IngestError(f"{name}: cannot be parsed ({type(exc).__name__}: "
+                          f"{display_name(str(exc))[:200]}).") from None
+
+
+def _clean(text: str) -> str:
+    """``text`` with lone surrogates (a PDF's broken character map can make
+    them) replaced by U+FFFD: they cannot be stored as UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _load(data: bytes, name: str) -> list[Section]:
     suffix = PurePath(name).suffix.lower()
     if suffix not in LOADERS:
         raise IngestError(f"{name}: {suffix or 'files without an extension'} is not supported. "
@@ -213,7 +308,8 @@ def load(data: bytes, name: str) -> list[Section]:
                           f"{MAX_FILE_BYTES // 2**20} MiB limit. Split it into smaller files.")
     if not data.strip():
         raise IngestError(f"{name}: the file is empty.")
-    sections = LOADERS[suffix](data, name)
+    sections = [Section(_clean(s.text), s.page, s.title and _clean(s.title), s.encoding)
+                for s in LOADERS[suffix](data, name)]
     if not any(s.text.strip() for s in sections):
         hint = " (a scanned PDF has images, not text)" if suffix == ".pdf" else ""
         raise IngestError(f"{name}: no text found{hint}.")

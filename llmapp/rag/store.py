@@ -10,6 +10,12 @@ changed file replaces its old chunks. New chunks are written before old ones
 are deleted, and a failed write removes what it wrote: a document's chunks
 land all or none.
 
+Each file is isolated: it is loaded and chunked in a worker process under
+limits of memory and CPU time (:mod:`llmapp.rag.isolation`), any failure of
+its parser or of the embedder on its chunks becomes that file's one-line
+error, and the other files ingest. Source names are stored and shown with
+control characters escaped (:func:`llmapp.rag.loaders.display_name`).
+
 Each collection records the embedder that built it (model id and dimension)
 and its chunking; a query with another embedder is refused.
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import sys
 import threading
@@ -38,16 +45,18 @@ from langchain_core.embeddings import Embeddings
 
 from llmapp.errors import LlmappError
 from llmapp.rag import IngestError, RagError
-from llmapp.rag.chunking import Chunk, ChunkSettings, chunk
+from llmapp.rag.chunking import Chunk, ChunkSettings
 from llmapp.rag.embeddings import EmbedderInfo, embedder_info
+from llmapp.rag.isolation import ParseWorker, parse_here, shared_worker
 from llmapp.rag.lexical import LexicalIndex, fuse
-from llmapp.rag.loaders import load
+from llmapp.rag.loaders import display_name
 from llmapp.rag.sections import SectionIndex
 from llmapp.settings import Settings
 
 DEFAULT_COLLECTION = "handbook"
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 MIN_SQLITE = (3, 35, 0)
+log = logging.getLogger(__name__)
 
 
 def ensure_sqlite() -> None:
@@ -236,6 +245,10 @@ class KnowledgeBase:
     embedder: Embeddings
     batch_size: int | None = None
     """Chunks per write; None uses the client's maximum."""
+    parser: ParseWorker | None | bool = None
+    """Where files are loaded and chunked: a :class:`ParseWorker`; None, the
+    process-wide one (:func:`~llmapp.rag.isolation.shared_worker`); False, in
+    this process without limits."""
     info: EmbedderInfo = field(init=False)
 
     def __post_init__(self) -> None:
@@ -340,19 +353,32 @@ class KnowledgeBase:
         Files are embedded together, about ``group_chunks`` chunks at a time,
         so the embedder batches chunks of similar length across files (one
         file at a time ran at 0.64x raw Chroma's speed on 60 small files). A
-        file that fails gets its error and the others go on; each file's
-        chunks still land all or none.
+        file that fails, whatever the reason, gets its error and the others go
+        on; each file's chunks still land all or none. ``source`` is stored
+        and yielded with control characters escaped
+        (:func:`~llmapp.rag.loaders.display_name`).
+
+        Raises:
+            RagError: the collection cannot be opened or belongs to another
+                embedder (before any file is read).
         """
         chunking = chunking or ChunkSettings()
         col = self._collection(name, create=True, chunking=chunking)
         group: list[_Prepared] = []
         pending: list[tuple[str, IngestResult | LlmappError | _Prepared]] = []
         for source, data in files:
+            source = display_name(source)
             started = time.perf_counter()
             try:
                 prepared = self._prepare(col, source, data, chunking)
             except LlmappError as exc:
                 pending.append((source, exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - Chroma failed on this file
+                log.warning("%s: preparing it failed", source, exc_info=True)
+                pending.append((source, RagError(f"{source}: Chroma failed while checking it "
+                                                 f"({type(exc).__name__}); nothing of it was "
+                                                 "kept.")))
                 continue
             if isinstance(prepared, IngestResult):
                 pending.append((source, dataclasses.replace(
@@ -367,10 +393,18 @@ class KnowledgeBase:
         yield from self._store_group(col, group, pending, chunking)
 
     def _prepare(self, col, source: str, data: bytes, chunking: ChunkSettings):
-        """Load and chunk one file: an ``unchanged`` :class:`IngestResult`
-        when it is already stored as is, else a :class:`_Prepared`."""
-        sections = load(data, source)
-        encoding = sections[0].encoding
+        """Load and chunk one file (under the worker's limits): an
+        ``unchanged`` :class:`IngestResult` when it is already stored as is,
+        else a :class:`_Prepared`.
+
+        Raises:
+            IngestError: the file cannot be parsed, or is over a limit.
+        """
+        if self.parser is False:
+            parsed = parse_here(data, source, chunking)
+        else:
+            parsed = (self.parser or shared_worker()).parse(data, source, chunking)
+        encoding = parsed.encoding
         notice = (f"not UTF-8: read as {encoding}; check its accents and symbols"
                   if encoding not in ("utf-8", "utf-16") else None)
         digest = hashlib.sha256(data).hexdigest()
@@ -379,7 +413,7 @@ class KnowledgeBase:
         if old["ids"] and all(m.get("sha256") == digest and m.get("chunking") == how
                               for m in old["metadatas"]):
             return IngestResult(source, "unchanged", len(old["ids"]), notice=notice)
-        chunks = chunk(sections, chunking)
+        chunks = parsed.chunks
         if not chunks:
             raise IngestError(f"{source}: no text to index after chunking.")
         return _Prepared(source, digest, chunks, old["ids"], notice)
@@ -389,20 +423,19 @@ class KnowledgeBase:
         """Embed a group's chunks in one call, write them in as few batches
         as the client allows, drop replaced chunks, and yield the group's
         results in file order. A failed write removes everything the group
-        wrote and fails each of its files: every file lands all or none."""
+        wrote and fails each of its files: every file lands all or none. A
+        file the embedder fails on fails alone (:meth:`_embed`)."""
         failure: RagError | None = None
+        embedded, refused = self._embed(group)
+        group = [p for p in group if id(p) in embedded]
         if group:
-            embed_started = time.perf_counter()
-            texts = [c.embed_text for p in group for c in p.chunks]
-            vectors = self.embedder.embed_documents(texts)
-            share = (time.perf_counter() - embed_started) / len(texts)
-            ids, metadatas, documents = [], [], []
+            ids, metadatas, documents, vectors = [], [], [], []
             for p in group:
                 p.ids = [f"{p.key(chunking)}-{c.index}" for c in p.chunks]
-                p.embed_seconds = share * len(p.chunks)
                 ids += p.ids
                 metadatas += [_metadata(p, c, chunking) for c in p.chunks]
                 documents += [c.text for c in p.chunks]
+                vectors += embedded[id(p)]
             try:
                 self._add_all_or_none(col, ids, vectors, documents, metadatas)
             except RagError as exc:
@@ -413,11 +446,47 @@ class KnowledgeBase:
                     col.delete(ids=stale)
                 _renew_revision(col)  # before anyone hears of the new chunks
         for source, item in pending:
-            if isinstance(item, _Prepared):
+            if isinstance(item, _Prepared) and id(item) in refused:
+                item = refused[id(item)]
+            elif isinstance(item, _Prepared):
                 item = RagError(f"{source}: {failure}") if failure else IngestResult(
                     source, "replaced" if item.old_ids else "added", len(item.chunks),
                     time.perf_counter() - item.started, item.embed_seconds, item.notice)
             yield source, item
+
+    def _embed(self, group: list[_Prepared]) -> tuple[dict[int, list], dict[int, RagError]]:
+        """The vectors of each file's chunks, by ``id(file)``, and the errors
+        of the files the embedder failed on. One call embeds the whole group
+        (chunks of similar length batch together); if it fails, each file is
+        embedded alone, so only the file it fails on is lost."""
+        if not group:
+            return {}, {}
+        started = time.perf_counter()
+        texts = [c.embed_text for p in group for c in p.chunks]
+        try:
+            vectors = self.embedder.embed_documents(texts)
+        except Exception:  # noqa: BLE001 - find the file it fails on, below
+            log.warning("embedding a group of %d files failed; one by one", len(group),
+                        exc_info=True)
+        else:
+            share = (time.perf_counter() - started) / len(texts)
+            out, start = {}, 0
+            for p in group:
+                out[id(p)] = list(vectors[start:start + len(p.chunks)])
+                start += len(p.chunks)
+                p.embed_seconds = share * len(p.chunks)
+            return out, {}
+        out, refused = {}, {}
+        for p in group:
+            started = time.perf_counter()
+            try:
+                out[id(p)] = list(self.embedder.embed_documents([c.embed_text for c in p.chunks]))
+            except Exception as exc:  # noqa: BLE001 - this file's error
+                log.warning("%s: embedding failed", p.source, exc_info=True)
+                refused[id(p)] = RagError(f"{p.source}: the embedder failed on it "
+                                          f"({type(exc).__name__}); nothing of it was kept.")
+            p.embed_seconds = time.perf_counter() - started
+        return out, refused
 
     def _add_all_or_none(self, col, ids: list[str], vectors, documents: list[str],
                          metadatas: list[dict]) -> None:

@@ -21,7 +21,7 @@ from llmapp.rag.chunking import (
     ChunkSettings,
 )
 from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
-from llmapp.rag.loaders import SUPPORTED
+from llmapp.rag.loaders import SUPPORTED, display_name
 from llmapp.rag.store import DEFAULT_COLLECTION, RETRIEVERS, KnowledgeBase, make_client
 from llmapp.settings import Settings
 from llmapp.ui.chat import render_body, reply_controls, stream_reply
@@ -174,10 +174,11 @@ def _ingest(kb: KnowledgeBase, name: str, batch: list[tuple[str, bytes]],
         results.append(("error", str(exc)))
         st.error(str(exc), icon="📄")
         return
-    for source, result in outcomes:
+    for source, result in outcomes:  # sources come escaped (display_name)
         if isinstance(result, Exception):
-            results.append(("error", str(result)))
-            st.error(str(result), icon="📄")
+            text = display_name(str(result))  # one line, whatever the parser said
+            results.append(("error", text))
+            st.error(text, icon="📄")
             continue
         verb = {"added": "added", "replaced": "replaced (it had changed)",
                 "unchanged": "unchanged, nothing added"}[result.status]

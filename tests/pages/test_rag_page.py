@@ -100,3 +100,26 @@ def test_a_bad_chroma_server_is_a_message(rag_page):
     at = rag_page(CHROMA_HOST="127.0.0.1", CHROMA_PORT="9")
     assert not at.exception
     assert "Cannot reach the Chroma server" in at.error[0].value
+
+
+def test_uploads_that_break_parsers_fail_alone_with_escaped_names(empty_rag_page):
+    """Issue 28: a deep HTML page (RecursionError in markdownify) and a PDF
+    past pypdf's limits (LimitReachedError) used to end the page's run with a
+    traceback; a newline in a name split the message."""
+    from test_rag_ingest import DEEP_HTML, inflating_pdf
+
+    at = empty_rag_page
+    at.file_uploader[0].set_value([
+        ("notes.md", b"# Launch\n\nThe launch code is 4242.\n", "text/markdown"),
+        ("deep.html", DEEP_HTML, "text/html"),
+        ("bomb.pdf", inflating_pdf(80_000_000), "application/pdf"),
+        ("two\nlines.md", b"A name with a newline.", "text/markdown"),
+    ]).run()
+    button(at, "Ingest uploads").click().run()
+    assert not at.exception
+    successes = [s.value for s in at.success]
+    assert any(s.startswith("notes.md: added, 1 chunks") for s in successes)
+    assert any(s.startswith("deep.html: added, ") for s in successes)
+    assert any(s.startswith("two\\nlines.md: added, 1 chunks") for s in successes)
+    [error] = [e.value for e in at.error]
+    assert error.startswith("bomb.pdf: the PDF is over a safety limit") and "\n" not in error
