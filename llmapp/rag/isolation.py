@@ -32,6 +32,7 @@ never pickle: what the worker returns is read as data.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import logging
 import os
@@ -208,6 +209,13 @@ class ParseWorker:
                 except subprocess.TimeoutExpired:
                     pass
             self._kill()
+
+
+def limits_supported() -> bool:
+    """Whether this platform can cap a worker's memory and CPU time: POSIX's
+    :mod:`resource` (Linux, macOS). Where it is missing (Windows), files are
+    parsed in-process, with the loaders' own limits only."""
+    return importlib.util.find_spec("resource") is not None
 
 
 _SHARED: ParseWorker | None = None

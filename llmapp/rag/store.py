@@ -47,7 +47,7 @@ from llmapp.errors import LlmappError
 from llmapp.rag import IngestError, RagError
 from llmapp.rag.chunking import Chunk, ChunkSettings
 from llmapp.rag.embeddings import EmbedderInfo, embedder_info
-from llmapp.rag.isolation import ParseWorker, parse_here, shared_worker
+from llmapp.rag.isolation import ParseWorker, limits_supported, parse_here, shared_worker
 from llmapp.rag.lexical import LexicalIndex, fuse
 from llmapp.rag.loaders import display_name
 from llmapp.rag.sections import SectionIndex
@@ -400,7 +400,7 @@ class KnowledgeBase:
         Raises:
             IngestError: the file cannot be parsed, or is over a limit.
         """
-        if self.parser is False:
+        if self.parser is False or (self.parser is None and not limits_supported()):
             parsed = parse_here(data, source, chunking)
         else:
             parsed = (self.parser or shared_worker()).parse(data, source, chunking)
