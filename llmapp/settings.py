@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
@@ -27,6 +27,9 @@ from pydantic import SecretStr
 from llmapp import config
 from llmapp.errors import ConfigError
 from llmapp.secrets import remember
+
+if TYPE_CHECKING:
+    from llmapp.safety.topic import TopicScope
 
 SOURCES = ("sidebar", "secrets", "environment", ".env", "default")
 
@@ -91,6 +94,17 @@ def _database(raw: Any) -> SecretStr:
     value = _secret(raw)
     database_url(value.get_secret_value())  # raises ValueError naming the scheme only
     return value
+
+
+def _topic(raw: Any) -> Any:
+    """``LLMAPP_TOPIC``: what this assistant is for, a description then a
+    few example requests, split by newlines or ``|``, or JSON
+    ``{"description": "...", "examples": ["...", ...]}``; ``off`` or
+    ``none`` for no topic. Parsed to a
+    :class:`~llmapp.safety.topic.TopicScope` (or None)."""
+    from llmapp.safety.topic import parse_topic
+
+    return parse_topic(raw)
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,10 @@ SPECS: dict[str, Spec] = {
     "LLMAPP_PHRASE_ACTION": Spec("phrase_action", lambda raw: _choice(raw, ("flag", "block")),
                                  "flag", "what a protected phrase in a reply does: flag or "
                                  "block"),
+    "LLMAPP_TOPIC": Spec("topic", _topic, None,
+                         "what this assistant is for: a description, then example requests "
+                         "(newline or | between them), or JSON {\"description\", "
+                         "\"examples\"}; requests off the topic are held"),
     "LLMAPP_EMBEDDER": Spec("embedder", lambda raw: _choice(raw, ("local", "openai")), "local",
                             "local (all-MiniLM-L6-v2, offline) or openai"),
     "LLMAPP_CHROMA_PATH": Spec("chroma_path", _text, config.CHROMA_PATH,
@@ -219,6 +237,7 @@ class Settings:
     safety_level: str = config.SAFETY_LEVELS[0]
     guard_model: str = ""
     phrase_action: str = "flag"
+    topic: TopicScope | None = None
     embedder: str = "local"
     chroma_path: str = config.CHROMA_PATH
     chroma_host: str = ""

@@ -14,6 +14,12 @@ st.caption("A safety filter checks your message before the model sees it, and th
            "default) only the worst. Categories follow OpenAI's moderation categories.")
 ui.safety_notice(settings)
 ui.try_text(settings)
+st.subheader("Topic scope")
+st.caption("What this assistant is for. A system prompt can ask the model to stay on topic; "
+           "a request that wraps an off-topic ask inside the topic gets past that. The topic "
+           "scope checks each ask of the request before the model sees it.")
+ui.topic_editor(settings)
+ui.topic_vs_prompt(settings)
 st.subheader("Protected phrases")
 st.caption("Slogans and other text a reply must not copy. Matched fuzzily, so “just-do-it!” "
            "matches “Just Do It”.")

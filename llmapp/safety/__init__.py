@@ -8,6 +8,7 @@ in retrieved documents.
 - :mod:`llmapp.safety.remote`: OpenAI moderation, a guard model.
 - :mod:`llmapp.safety.phrases`: protected phrases.
 - :mod:`llmapp.safety.injection`: prompt injection in documents.
+- :mod:`llmapp.safety.topic`: topic scope (``LLMAPP_TOPIC``).
 - :mod:`llmapp.safety.guard`: :class:`Guard`, :class:`OutputMonitor`.
 """
 
@@ -50,15 +51,19 @@ def checkers_for(settings: Settings) -> list:
 
 
 def guard_for(settings: Settings, phrases: list[tuple[str, str]] | None = None,
-              level: str | None = None) -> Guard:
+              level: str | None = None, scoped: bool = True) -> Guard:
     """The guard these settings ask for (``LLMAPP_SAFETY_LEVEL``,
-    ``LLMAPP_PHRASE_ACTION``), with ``phrases`` as protected phrases.
+    ``LLMAPP_PHRASE_ACTION``, ``LLMAPP_TOPIC``), with ``phrases`` as
+    protected phrases. ``scoped=False`` leaves the topic scope out.
 
     Raises:
         ConfigError: an unknown level.
     """
+    from llmapp.safety.topic import topic_checker
+
+    topic = topic_checker(settings.topic) if scoped and settings.topic is not None else None
     return Guard(level or settings.safety_level, checkers_for(settings),
-                 ProtectedPhrases(phrases or [], settings.phrase_action))
+                 ProtectedPhrases(phrases or [], settings.phrase_action), topic)
 
 
 def load_guard(settings: Settings) -> tuple[Guard | None, str | None]:
@@ -66,14 +71,15 @@ def load_guard(settings: Settings) -> tuple[Guard | None, str | None]:
     protected phrases stored in ``LLMAPP_DATABASE_URL``'s database.
 
     Returns:
-        ``(guard, note)``: guard is None at level ``off``; note says why the
+        ``(guard, note)``: guard is None at level ``off`` with no topic
+        scope (``LLMAPP_TOPIC``); note says why the
         phrases are missing when the database cannot be read (the guard then
         checks without them), else None.
     """
     from llmapp.safety.phrases import load_phrases
     from llmapp.storage import Database, StoreError
 
-    if settings.safety_level == "off":
+    if settings.safety_level == "off" and settings.topic is None:
         return None, None
     try:
         phrases = load_phrases(Database(settings.database_url.get_secret_value()))

@@ -14,6 +14,10 @@ message before the model sees it, and the reply while it streams.
   in 100-character segments.
 - **Protected phrases** (:mod:`llmapp.safety.phrases`) are checked on output
   only, and flag or block as set.
+- **Topic scope** (:mod:`llmapp.safety.topic`, ``LLMAPP_TOPIC``) is checked on
+  input only, at every level (``off`` too: it says what the deployment is
+  for, not who its audience is); an off-topic request is held with the
+  reason "off-topic for this assistant: <description>".
 
 Every checker of :func:`checkers_for` scores; a category's score is the
 highest any checker gave.
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from llmapp.errors import LlmappError
 from llmapp.safety.phrases import PhraseMatch, ProtectedPhrases
 from llmapp.safety.taxonomy import CATEGORIES, SELF_HARM_HELP, thresholds
+from llmapp.safety.topic import TopicChecker, TopicVerdict
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class Verdict:
             this level, protected phrases, a checker that could not answer.
         phrases: protected phrases found (output checks only).
         checkers: names of the checkers that scored.
+        topic: the topic scope's check (input only, with ``LLMAPP_TOPIC``
+            set), else None; off-topic makes ``allowed`` False.
     """
 
     allowed: bool
@@ -70,11 +77,21 @@ class Verdict:
     flags: list[str] = field(default_factory=list)
     phrases: list[PhraseMatch] = field(default_factory=list)
     checkers: list[str] = field(default_factory=list)
+    topic: TopicVerdict | None = None
+
+    @property
+    def off_topic(self) -> bool:
+        """True when the topic scope held the text."""
+        return self.topic is not None and not self.topic.on_topic
 
     def to_dict(self) -> dict:
-        """``{"allowed", "level", "categories", "flags", "blocked"}``, JSON-ready."""
-        return {"allowed": self.allowed, "level": self.level, "categories": self.categories,
-                "flags": self.flags, "blocked": self.blocked, "checkers": self.checkers}
+        """``{"allowed", "level", "categories", "flags", "blocked"}``, JSON-ready;
+        with a topic scope, also ``"topic": {"on_topic", "score", "piece"}``."""
+        out = {"allowed": self.allowed, "level": self.level, "categories": self.categories,
+               "flags": self.flags, "blocked": self.blocked, "checkers": self.checkers}
+        if self.topic is not None:
+            out["topic"] = self.topic.to_dict()
+        return out
 
     def reason(self, what: str = "This message") -> str:
         """The decision in the user's terms, e.g. "This message was blocked by
@@ -84,8 +101,12 @@ class Verdict:
             return f"{what} passed the safety filter (level: {self.level})."
         parts = [f"{CATEGORIES[c]} (score {self.categories[c]:.2f})" for c in self.blocked]
         parts += [f"the protected phrase “{m.phrase}”" for m in self.phrases if m.blocked]
+        if not parts:  # held for its topic alone
+            return f"{what} was held: {self.topic.reason()}."
         text = (f"{what} was blocked by the safety filter (level: {self.level}): it looks "
                 f"like {' and '.join(parts)}.")
+        if self.off_topic:
+            text += f" It is also {self.topic.reason()}."
         if "self-harm" in self.blocked:
             text += " " + SELF_HARM_HELP
         return text
@@ -99,28 +120,32 @@ class Guard:
         checkers: objects with ``name`` and ``scores(text) -> {category:
             score}``; the first is the offline one, which must not fail.
         phrases: protected phrases, checked on output.
+        topic: the topic scope's checker, checked on input at every level.
 
     Raises:
         ConfigError: an unknown level.
     """
 
-    def __init__(self, level: str, checkers: Sequence, phrases: ProtectedPhrases | None = None
-                 ) -> None:
+    def __init__(self, level: str, checkers: Sequence, phrases: ProtectedPhrases | None = None,
+                 topic: TopicChecker | None = None) -> None:
         self.level = level
         self.limits = thresholds(level)
         self.checkers = list(checkers)
         self.phrases = phrases
+        self.topic = topic
 
     @property
     def active(self) -> bool:
-        """False at level ``off`` with no protected phrase to check."""
-        return bool(self.limits) or bool(self.phrases and self.phrases.phrases)
+        """False at level ``off`` with no protected phrase and no topic to check."""
+        return bool(self.limits) or bool(self.phrases and self.phrases.phrases) \
+            or self.topic is not None
 
     def check(self, text: str, *, output: bool = False) -> Verdict:
         """Score ``text`` and decide at this level.
 
         Args:
-            output: also look for protected phrases (model output).
+            output: the text is the model's: look for protected phrases, and
+                skip the topic scope (requests only).
 
         Raises:
             SafetyError: empty text, or longer than :data:`MAX_CHARS`.
@@ -150,8 +175,12 @@ class Guard:
         matches = self.phrases.find(text) if output and self.phrases else []
         flags += [f"protected phrase “{m.phrase}”" + (f" ({m.owner})" if m.owner else "")
                   for m in matches]
-        allowed = not blocked and not any(m.blocked for m in matches)
-        return Verdict(allowed, self.level, scores, blocked, flags, matches, used)
+        topic = self.topic.check(text) if self.topic is not None and not output else None
+        if topic is not None and not topic.on_topic:
+            flags.append(f"off-topic (score {topic.score:.2f})")
+        allowed = not blocked and not any(m.blocked for m in matches) \
+            and (topic is None or topic.on_topic)
+        return Verdict(allowed, self.level, scores, blocked, flags, matches, used, topic)
 
 
 class OutputMonitor:

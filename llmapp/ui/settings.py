@@ -43,6 +43,22 @@ def _persistent_widget(widget, label: str, name: str, default: Any = "", **kwarg
     return widget(label, key=key, on_change=_persist, args=(name,), **kwargs)
 
 
+def typed(name: str) -> Any:
+    """The value typed for setting ``name`` this session (the sidebar layer
+    of :func:`llmapp.settings.resolve`), or None."""
+    return _values().get(name)
+
+
+def set_typed(name: str, value: Any) -> None:
+    """Type ``value`` for setting ``name`` this session, as the sidebar does
+    (None forgets it); pages that edit a setting (the Guardrails page's topic
+    scope) write here, so every page of the session resolves with it."""
+    if value is None:
+        _values().pop(name, None)
+    else:
+        _values()[name] = value
+
+
 def read_secrets() -> dict[str, Any]:
     """``st.secrets`` as a flat dict; ``{}`` when there is no secrets file.
 
