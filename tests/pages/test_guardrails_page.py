@@ -83,7 +83,9 @@ def test_the_topic_is_edited_for_the_session_and_a_bad_one_is_refused(app):
 
 
 def test_the_system_prompt_and_the_topic_scope_side_by_side(app):
-    at = app(PAGE, LLMAPP_TOPIC=TOPIC)
+    # Level off: the sampled reply is never withdrawn by the category filter,
+    # so (a) always shows the model's answer; the topic scope holds at every level.
+    at = app(PAGE, LLMAPP_TOPIC=TOPIC, LLMAPP_SAFETY_LEVEL="off")
     [request] = [t for t in at.text_input if t.label.startswith("A request")]
     request.input(JAILBREAK)
     _click(at, "Compare the two defences")
