@@ -24,11 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from collections import Counter
 import tempfile
+from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from results_file import save
 
 from llmapp import config
