@@ -209,9 +209,15 @@ class _Parsed:
     content: list = field(default_factory=list)
 
 
+_QUOTED = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"")
+_SYMBOLS = frozenset("$€£¥%")
+
+
 def _parse(text: str) -> _Parsed:
-    p = _Parsed(quoted=sorted(q.strip().lower() for q in re.findall(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"",
-                                                                     text) for q in q if q))
+    """The numbers, ordinals, units, names, negations and content words of
+    a question, for :func:`disagreement`."""
+    p = _Parsed(quoted=sorted(q.strip().lower() for found in _QUOTED.findall(text)
+                              for q in found if q))
     raw = _raw_tokens(text)
     low = [t.lower() for t in raw]
     p.words = low
@@ -252,11 +258,13 @@ def _parse(text: str) -> _Parsed:
         if i in skip:
             continue
         unit = _UNITS.get(_singular(word))
-        if unit is not None and (len(word) > 1 or word in "$€£¥%"):
+        if unit is not None and (len(word) > 1 or word in _SYMBOLS):
             p.ordered.append("unit:" + unit)
-            if "how many" in " ".join(low[max(i - 3, 0):i]) or (before[-1:] and before[-1] in ("to", "into", "in"))\
-                    or (len(before) == 2 and before[0] in ("to", "into", "in")
-                        and before[1] in ("a", "an", "the")):
+            asked = "how many" in " ".join(low[max(i - 3, 0):i])  # how many (vacation) days
+            target = before[-1:] in (["to"], ["into"], ["in"]) or (  # to miles, in a pound
+                len(before) == 2 and before[0] in ("to", "into", "in")
+                and before[1] in ("a", "an", "the"))
+            if asked or target:
                 p.units.add(unit)
                 if unit in _TIME_UNITS and before == ["how", "many"]:
                     p.content.append("dim:length")  # "how many minutes" asks "how long"
