@@ -1,5 +1,5 @@
-"""The response cache: the word check, the measured precision of semantic
-hits, the store on SQLite and PostgreSQL, the reply path, and the CLI."""
+"""The response cache: the agreement check, hard negatives and paraphrases
+through the cache, the store on SQLite and PostgreSQL, the reply path, and the CLI."""
 
 import json
 import time
@@ -7,7 +7,14 @@ import time
 import pytest
 from helpers import ROOT, compatible_settings, run_cli
 
-from llmapp.cache import CacheRequest, CacheUse, ResponseCache, normalize, same_request
+from llmapp.cache import (
+    CacheRequest,
+    CacheUse,
+    ResponseCache,
+    disagreement,
+    normalize,
+    same_request,
+)
 from llmapp.chat import ChatStore, start_reply
 from llmapp.errors import ConfigError
 from llmapp.providers import GenerationParams
@@ -54,23 +61,72 @@ def test_the_word_check(a, b, same):
     assert same_request(a, b) is same
 
 
-@pytest.mark.parametrize("name", ["cache_pairs.jsonl", "cache_pairs_heldout.jsonl"])
-def test_semantic_hits_at_the_default_threshold_are_precise(name, tmp_path):
-    """Each pair's first question is cached; the second is looked up. The
-    held-out set was written after the word check was fitted."""
-    rows = pairs(name)
-    assert len(rows) >= 40 and {r["same"] for r in rows} == {True, False}
-    cache = ResponseCache(Database(tmp_path / "c.sqlite3"))
-    hits = []
-    for i, row in enumerate(rows):
-        cache.put(request(row["a"], scope=f"pair:{i}"), "answer")
-        hit = cache.lookup(request(row["b"], scope=f"pair:{i}"), "semantic")
-        hits.append(hit is not None)
-    true_hits = sum(h and r["same"] for h, r in zip(hits, rows, strict=True))
-    precision = true_hits / max(sum(hits), 1)
-    recall = true_hits / sum(r["same"] for r in rows)
-    assert precision >= 0.97, precision
-    assert recall >= 0.5, recall  # it still earns its keep
+def served(first, second, tmp_path, **settings):
+    """As the cache is used: ``first`` stored in a fresh store, ``second``
+    looked up; the hit or None."""
+    cache = ResponseCache(Database(tmp_path / f"c{len(list(tmp_path.iterdir()))}.sqlite3"),
+                          **settings)
+    cache.put(request(first), "the answer to the first")
+    try:
+        return cache.lookup(request(second), "semantic")
+    finally:
+        cache.database.close()
+
+
+@pytest.mark.parametrize("a, b, why", [
+    # issue 28: World War II's reply was served for World War I
+    ("What year did World War II end?", "What year did World War I end?", "ordinals"),
+    ("Who was the first president of the United States?",
+     "Who was the second president of the United States?", "ordinals"),
+    ("What is 15 percent of 80?", "What is 15 percent of 60?", "numbers"),
+    ("Give me ten ideas for a party.", "Give me three ideas for a party.", "numbers"),
+    ("What is 5 feet in meters?", "What is 5 meters in feet?", "units"),
+    ("Convert 10 km.", "Convert 10 km to miles.", "units"),
+    ("How many hours are in a week?", "How many minutes are in a week?", "units"),
+    ("What can I eat when I'm pregnant?", "What can't I eat when I'm pregnant?", "negation"),
+    ("Which fruits have seeds?", "Which fruits have no seeds?", "negation"),
+    ("How do I lock my phone?", "How do I unlock my phone?", "negation"),
+    ("How do I get to New York?", "How do I get to York?", "entities"),
+    ("Did Caesar defeat Pompey?", "Did Pompey defeat Caesar?", "entities"),
+    ("Are cats smarter than dogs?", "Are dogs smarter than cats?", "order"),
+])
+def test_hard_negatives_are_never_served(a, b, why, tmp_path):
+    assert disagreement(a, b) == why
+    assert served(a, b, tmp_path) is None
+
+
+@pytest.mark.parametrize("a, b", [
+    ("How long should I boil an egg?", "For how many minutes should an egg be boiled?"),
+    ("Who wrote Pride and Prejudice?", "Who is the author of Pride and Prejudice?"),
+    ("When did World War II end?", "In what year did the Second World War end?"),
+    ("Who was the first president of the United States?",
+     "Who was the 1st president of the United States?"),
+    ("Convert 10 km to miles.", "How many miles are 10 kilometers?"),
+    ("Why don't cats like water?", "Why do cats not like water?"),
+])
+def test_plain_paraphrases_are_served(a, b, tmp_path):
+    assert disagreement(a, b) is None
+    hit = served(a, b, tmp_path)
+    assert hit is not None and hit.kind == "semantic" and hit.question == a
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_the_labelled_pairs_through_the_cache(split, tmp_path):
+    """Each pair as the cache is used (fresh store, put the first, look up the
+    second). The rules and threshold were chosen on dev, where the targets
+    hold (no wrong hit, >= 80% of paraphrases); the test split is held out,
+    and its figures are reported by benchmarks/bench_cache.py."""
+    rows = pairs(f"cache_pairs_{split}.jsonl")
+    assert sum(r["same"] for r in rows) >= 60 and sum(not r["same"] for r in rows) >= 80
+    hits = [served(r["a"], r["b"], tmp_path) is not None for r in rows]
+    right = sum(h and r["same"] for h, r in zip(hits, rows, strict=True))
+    wrong = [(r["a"], r["b"]) for h, r in zip(hits, rows, strict=True) if h and not r["same"]]
+    assert right / sum(r["same"] for r in rows) >= 0.8
+    if split == "dev":
+        assert wrong == []
+    else:
+        assert len(wrong) / sum(not r["same"] for r in rows) <= 0.05, wrong
 
 
 def test_exact_and_semantic_lookups_stay_in_their_scope_and_partition(cache):
@@ -79,7 +135,7 @@ def test_exact_and_semantic_lookups_stay_in_their_scope_and_partition(cache):
     assert (hit.answer, hit.kind, hit.similarity) == ("Paris.", "exact", 1.0)
     assert cache.lookup(request("Which city is the capital of France?"), "exact") is None
     hit = cache.lookup(request("Which city is the capital of France?"), "semantic")
-    assert hit.kind == "semantic" and 0.8 <= hit.similarity < 1.0
+    assert hit.kind == "semantic" and 0.65 <= hit.similarity < 1.0
     assert hit.question == "What is the capital of France?"
     assert cache.lookup(request("What is the capital of Germany?"), "semantic") is None
     # another session, model, system prompt or sampling never sees it

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llmapp import config
 from llmapp.chat import ChatStore, start_reply
-from llmapp.cli.common import cli_guard, provider_args, settings_from
+from llmapp.cli.common import cli_guard, json_command, provider_args, settings_from
 from llmapp.errors import ConfigError
 from llmapp.providers import PROVIDERS, GenerationParams, active_provider
 
@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="response cache (default LLMAPP_CACHE, semantic): the command "
                            "line's own entries, in the LLMAPP_DATABASE_URL database")
     chat.add_argument("--json", action="store_true",
-                      help='print {"text", "stats": {..., "cache"}} as JSON when done')
+                      help='print one JSON object when done: {"text", "stats": {..., "cache"}, '
+                           '"notices"}, with "error": {"type", "message"} on failure')
     chat.set_defaults(func=cmd_chat)
 
     doctor = sub.add_parser("doctor", help="which providers can run, and why")
@@ -54,7 +55,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """``llmapp chat``: stream one answer to stdout, the stats line to stderr;
-    with ``--json``, print the text and stats as one JSON object instead."""
+    with ``--json``, print exactly one JSON object instead::
+
+        {"text": str, "stats": {..., "cache"} | null, "notices": [str, ...]}
+
+    with ``"error": {"type", "message", ...}`` added (see
+    :func:`~llmapp.cli.common.error_info`) and a non-zero exit when the guard
+    blocked the question, the model failed, the reply was withdrawn, or a
+    setting is bad."""
+    if args.json:
+        return json_command(lambda partial: _chat_json(args, partial),
+                            {"text": "", "stats": None, "notices": []})
+    reply = _start_chat(args)
+    for text in reply.stream:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    for notice in reply.message().notices[len(reply.notices):]:
+        print(f"note: {notice}", file=sys.stderr)
+    if not args.quiet:
+        print(reply.stream.stats.summary(), file=sys.stderr)
+    return 0
+
+
+def _start_chat(args: argparse.Namespace):
     settings = settings_from(args)
     params = GenerationParams(temperature=args.temperature, top_p=args.top_p,
                               max_tokens=args.max_tokens, stop=tuple(args.stop or ()))
@@ -65,21 +89,24 @@ def cmd_chat(args: argparse.Namespace) -> int:
                         guard=cli_guard(settings))
     for notice in reply.notices:
         print(f"note: {notice}", file=sys.stderr)
-    if args.json:
+    return reply
+
+
+def _chat_json(args: argparse.Namespace, partial: dict) -> tuple[dict, int]:
+    reply = _start_chat(args)
+    partial.update(stats=reply.stream.stats.to_dict(), notices=list(reply.notices))
+    try:
         reply.stream.consume()
-        message = reply.message()
-        print(json.dumps({"text": message.content, "stats": reply.stream.stats.to_dict(),
-                          "notices": message.notices}, ensure_ascii=False))
-        return 0
-    for text in reply.stream:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    for notice in reply.message().notices[len(reply.notices):]:
-        print(f"note: {notice}", file=sys.stderr)
-    if not args.quiet:
-        print(reply.stream.stats.summary(), file=sys.stderr)
-    return 0
+    finally:
+        partial.update(text=reply.stream.text, stats=reply.stream.stats.to_dict())
+    message = reply.message()
+    data = {"text": message.content, "stats": reply.stream.stats.to_dict(),
+            "notices": message.notices}
+    if reply.stream.withdrawn:
+        data["error"] = {"type": "withdrawn", "message": message.notices[-1]}
+        print(f"llmapp: {message.notices[-1]}", file=sys.stderr)
+        return data, 1
+    return data, 0
 
 
 def _cache_use(settings, mode: str):

@@ -12,6 +12,7 @@ from llmapp.chat import ChatStore
 from llmapp.cli.common import (
     cli_guard,
     collection_arg,
+    json_command,
     provider_args,
     reply_stats,
     retrieval_args,
@@ -58,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--k", type=int, default=4)
     retrieval_args(ask)
     ask.add_argument("--max-tokens", type=int, default=config.DEFAULT_MAX_TOKENS)
+    ask.add_argument("--json", action="store_true",
+                     help='print one JSON object when done: {"answer", "sources": [{"n", '
+                          '"source", "page", "score", "cited", ...}], "stats", "notices"}, '
+                          'with "error": {"type", "message"} on failure')
     ask.set_defaults(func=cmd_ask)
 
     collections = sub.add_parser("collections", help="collections and their counts")
@@ -122,18 +127,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    """``llmapp ask``: a cited answer, streamed, then its numbered sources."""
-    from llmapp.rag.answer import RetrievalSettings, source_line, start_answer
-    from llmapp.rag.store import knowledge_base
+    """``llmapp ask``: a cited answer, streamed, then its numbered sources;
+    with ``--json``, exactly one JSON object::
 
-    settings = settings_from(args)
-    store = ChatStore()
-    store.add_user(args.question)
-    params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
-    rag = start_answer(knowledge_base(settings), args.collection, store, settings, params,
-                       RetrievalSettings(k=args.k, retriever=args.retriever,
-                                         max_per_source=args.max_per_source),
-                       guard=cli_guard(settings))
+        {"answer": str,
+         "sources": [{"n", "source", "page", "section", "index", "score",
+                      "found_by", "cited", "text", "injection"}, ...],
+         "stats": {...} | null, "notices": [str, ...]}
+
+    with ``"error": {"type", "message", ...}`` added and a non-zero exit when
+    the guard blocked the question, nothing was retrieved, the model failed
+    or the answer was withdrawn."""
+    if args.json:
+        return json_command(lambda partial: _ask_json(args, partial),
+                            {"answer": "", "sources": [], "stats": None, "notices": []})
+    from llmapp.rag.answer import source_line
+
+    rag = _start_ask(args)
     for text in rag.reply.stream:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -145,6 +155,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"  {source_line(s)}")
     print(reply_stats(message), file=sys.stderr)
     return 0
+
+
+def _start_ask(args: argparse.Namespace):
+    from llmapp.rag.answer import RetrievalSettings, start_answer
+    from llmapp.rag.store import knowledge_base
+
+    settings = settings_from(args)
+    store = ChatStore()
+    store.add_user(args.question)
+    params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
+    return start_answer(knowledge_base(settings), args.collection, store, settings, params,
+                        RetrievalSettings(k=args.k, retriever=args.retriever,
+                                          max_per_source=args.max_per_source),
+                        guard=cli_guard(settings))
+
+
+def _ask_json(args: argparse.Namespace, partial: dict) -> tuple[dict, int]:
+    rag = _start_ask(args)
+    partial["sources"] = rag.sources("")
+    try:
+        rag.stream.consume()
+    finally:
+        partial.update(answer=rag.stream.text, stats=rag.stream.stats.to_dict())
+    message = rag.message()
+    data = {"answer": message.content, "sources": message.sources,
+            "stats": rag.stream.stats.to_dict(), "notices": message.notices}
+    if message.withheld:
+        data["error"] = {"type": "withdrawn", "message": message.notices[-1]}
+        print(f"llmapp: {message.notices[-1]}", file=sys.stderr)
+        return data, 1
+    return data, 0
 
 
 def cmd_collections(args: argparse.Namespace) -> int:

@@ -40,11 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tool_.set_defaults(func=cmd_tool)
 
 
-def cmd_agent(args: argparse.Namespace) -> int:
-    """``llmapp agent``: each step on stderr as it happens, the answer on
-    stdout; with ``--json``, one JSON object on stdout (see
-    :func:`llmapp.routed.run_summary`)."""
-    from llmapp.routed import run_summary, run_with_tools
+def _agent_events(args: argparse.Namespace):
+    from llmapp.routed import run_with_tools
     from llmapp.tools import available_tools
 
     settings = settings_from(args)
@@ -58,13 +55,35 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"Unknown tool(s) {', '.join(unknown)}: use {', '.join(tools)}, "
                           "knowledge_base.")
-    events = run_with_tools(settings, {t: tools[t] for t in args.tools}, args.question,
-                            params=GenerationParams(temperature=0.2, max_tokens=args.max_tokens),
-                            max_model_calls=args.max_model_calls,
-                            max_tool_calls=args.max_tool_calls, guard=cli_guard(settings))
+    return run_with_tools(settings, {t: tools[t] for t in args.tools}, args.question,
+                          params=GenerationParams(temperature=0.2, max_tokens=args.max_tokens),
+                          max_model_calls=args.max_model_calls,
+                          max_tool_calls=args.max_tool_calls, guard=cli_guard(settings))
+
+
+def _agent_json(args: argparse.Namespace) -> tuple[dict, int]:
+    from llmapp.routed import run_summary
+
+    data = run_summary(_agent_events(args))
+    if not data["answer"] and data["stopped"]:
+        data["error"] = {"type": "stopped", "message": data["stopped"]}
+        print(f"llmapp: stopped: {data['stopped']}", file=sys.stderr)
+        return data, 1
+    return data, 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """``llmapp agent``: each step on stderr as it happens, the answer on
+    stdout; with ``--json``, exactly one JSON object on stdout (see
+    :func:`llmapp.routed.run_summary`), with ``"error": {"type", "message"}``
+    added and a non-zero exit when the guard blocked the question, the model
+    failed or a limit stopped the run before an answer."""
     if args.json:
-        print(json.dumps(run_summary(events), ensure_ascii=False, indent=1))
-        return 0
+        from llmapp.cli.common import json_command
+
+        return json_command(lambda partial: _agent_json(args),
+                            {"answer": "", "steps": [], "results": [], "stopped": None})
+    events = _agent_events(args)
     streamed, answered, results = False, False, []
     for event in events:
         if event.kind == "tool_call":
