@@ -340,8 +340,9 @@ def recount_fit_to_window(
     messages: Sequence[Message], counter: TokenCounter, window: int, max_tokens: int
 ) -> Budget:
     """:func:`fit_to_window` as it was before issue 28: recount the whole
-    prompt after each dropped turn, quadratic in the messages (2,001 messages
-    5.5 s, 4,001 24.4 s through ``llmapp serve``). Kept only as the reference
+    prompt after each dropped turn, quadratic in the messages (issue 28
+    measured 2,001 messages at 5.5 s and 4,001 at 24.4 s through ``llmapp
+    serve``; ``benchmarks/bench_memory.py`` times it). Kept only as the reference
     the tests and ``benchmarks/bench_memory.py`` compare with.
 
     Raises:

@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
@@ -233,7 +233,7 @@ itself is :class:`~llmapp.api.gate.Gate`'s, before the body is read."""
 
 
 def principal_of(request: Request,
-                 _: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> str:
+                 _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> str:
     """The principal :class:`~llmapp.api.gate.Gate` found for this request.
 
     Raises:
@@ -305,7 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, http: Request,
-                               principal: str = Depends(principal_of)):
+                               principal: Annotated[str, Depends(principal_of)]):
         service.check_request(body)
         ticket = await admission.enter()
         run = None

@@ -8,6 +8,7 @@ session, the CLI and the tests. It never knows which runtime runs.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import logging
 import uuid
@@ -126,7 +127,7 @@ class LocalCounter:
         # ANCHOR's opening, one per message, CLOSER's and the reply's
         if len(starts) != len(messages) + 3 or starts[0] != 0:
             return [self.count_message(m) for m in messages]
-        return [b - a for a, b in zip(starts[1:-2], starts[2:-1])]
+        return [b - a for a, b in itertools.pairwise(starts[1:-1])]
 
     def _anchor_tokens(self) -> int:
         if self._anchor is None:
