@@ -206,3 +206,11 @@ API_MAX_QUEUE = 32
 API_REMOTE_CONCURRENCY = 8
 """Replies generated at once when the model is remote (OpenAI or a compatible
 server), which does its own batching."""
+API_MAX_BODY_BYTES = 1_048_576
+"""Largest request body ``llmapp serve`` reads (1 MiB, nginx's default
+``client_max_body_size``); a larger one gets 413 before it is read."""
+API_MAX_MESSAGES = 10_000
+"""Most messages one chat completion request may carry; more get 400."""
+API_MAX_STOP = 4
+"""Most stop sequences one request may carry (OpenAI's limit: "up to 4
+sequences", ``stop`` in the chat completions API reference)."""

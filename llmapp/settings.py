@@ -87,6 +87,15 @@ def _secret(raw: Any) -> SecretStr:
     return raw if isinstance(raw, SecretStr) else SecretStr(_text(raw))
 
 
+def _api_keys(raw: Any) -> SecretStr:
+    """``LLMAPP_API_KEYS``: a JSON object of named keys, kept secret."""
+    from llmapp.api.keys import parse_key_table
+
+    value = _secret(raw)
+    parse_key_table(value.get_secret_value())  # raises ValueError naming no key
+    return value
+
+
 def _database(raw: Any) -> SecretStr:
     """A database URL, kept secret (it may hold a password)."""
     from llmapp.storage.urls import database_url
@@ -201,6 +210,17 @@ SPECS: dict[str, Spec] = {
                                    "remote model)"),
     "LLMAPP_API_MAX_QUEUE": Spec("api_max_queue", _non_negative_int, config.API_MAX_QUEUE,
                                  "requests llmapp serve keeps waiting; more get 429"),
+    "LLMAPP_API_KEYS": Spec("api_keys", _api_keys, None,
+                            'named keys for llmapp serve, a JSON object {"name": "key", ...}: '
+                            "each name is a principal with cached replies of its own",
+                            secret=True),
+    "LLMAPP_API_MAX_BODY_BYTES": Spec("api_max_body_bytes", _positive_int,
+                                      config.API_MAX_BODY_BYTES,
+                                      "largest request body llmapp serve reads, in bytes; "
+                                      "larger get 413"),
+    "LLMAPP_API_MAX_MESSAGES": Spec("api_max_messages", _positive_int, config.API_MAX_MESSAGES,
+                                    "most messages in one request to llmapp serve; more get "
+                                    "400"),
     "LLMAPP_MAX_RETRIES": Spec("max_retries", _non_negative_int, config.MAX_RETRIES,
                                "retries with backoff on rate limits, timeouts and 5xx"),
 }
@@ -249,6 +269,9 @@ class Settings:
     api_key: SecretStr | None = None
     api_concurrency: int = 0
     api_max_queue: int = config.API_MAX_QUEUE
+    api_keys: SecretStr | None = None
+    api_max_body_bytes: int = config.API_MAX_BODY_BYTES
+    api_max_messages: int = config.API_MAX_MESSAGES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:

@@ -16,6 +16,7 @@ Counters give the number of prompt tokens a list of chat messages costs:
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import hashlib
 import importlib.util
@@ -66,6 +67,9 @@ class TokenCounter(Protocol):
     def count_message(self, message: Message) -> int:
         """What one message adds to a prompt, its template markup included."""
         ...
+
+    # Optional: ``count_each(messages) -> list[int]``, what each message adds,
+    # counted in one pass (see :func:`count_each`).
 
 
 _SEED_LOCK = threading.Lock()
@@ -223,6 +227,38 @@ class Budget:
                 f"tokens ({self.max_tokens}) fits the {self.window}-token context window.")
 
 
+COUNT_BATCH = 64
+"""Messages a counter with ``count_each`` counts in its first pass; each
+further pass counts twice as many, so at most about twice the messages that
+fit are counted."""
+
+
+def count_each(counter: TokenCounter, messages: Sequence[Message]) -> list[int]:
+    """What each message adds to a prompt: the counter's own ``count_each``
+    (one pass over all of them, e.g. one tokenization) when it has one, else
+    :meth:`TokenCounter.count_message` per message."""
+    each = getattr(counter, "count_each", None)
+    if each is not None:
+        return list(each(messages))
+    return [counter.count_message(m) for m in messages]
+
+
+def _turn_starts(rest: Sequence[Message]) -> list[int]:
+    """Where the kept history may start, fewest dropped first: 0, each user
+    message's index, and the last message's (everything but it dropped)."""
+    last = len(rest) - 1
+    return [0, *(i for i in range(1, last) if rest[i].get("role") == "user"), last]
+
+
+def _overflow(tokens: int, window: int, max_tokens: int) -> ContextOverflowError:
+    room = window - max_tokens
+    return ContextOverflowError(
+        f"The message is too long: the prompt needs {tokens} tokens, but with max tokens "
+        f"at {max_tokens} the {window}-token context window leaves room for {max(room, 0)}. "
+        "Shorten the message or the system prompt, or lower max tokens."
+    )
+
+
 def fit_to_window(
     messages: Sequence[Message], counter: TokenCounter, window: int, max_tokens: int
 ) -> Budget:
@@ -230,6 +266,16 @@ def fit_to_window(
 
     Leading system messages and the last message are always kept. A turn is a
     user message with the replies that follow it; turns go oldest first, whole.
+
+    Linear: each message is counted at most once (newest first, in passes of
+    :data:`COUNT_BATCH` doubling, stopping at the first that no longer fits,
+    so a long history's older messages are never counted), and the suffix
+    sums of those counts give the prompt's size from every turn's start on.
+    The kept prompt is then counted exactly, once, and so is the one with
+    the turn before it; where per-message counts do not add up exactly (a
+    template that is not per message), those exact counts move the cut until
+    it is the first that fits, as the recounting loop
+    (:func:`recount_fit_to_window`) finds it.
 
     Args:
         messages: system message(s), history, then the new user message.
@@ -240,6 +286,67 @@ def fit_to_window(
     Raises:
         ContextOverflowError: even the system prompt and the last message
             alone do not fit; the message gives the numbers.
+    """
+    messages = list(messages)
+    n_system = 0
+    while n_system < len(messages) - 1 and messages[n_system].get("role") == "system":
+        n_system += 1
+    system, rest = messages[:n_system], messages[n_system:]
+    room = window - max_tokens
+    if len(rest) <= 1:
+        tokens = counter.count_messages(system + rest)
+        if tokens > room:
+            raise _overflow(tokens, window, max_tokens)
+        return Budget(system + rest, tokens, window, max_tokens, 0, 0, counter.exact)
+    starts = _turn_starts(rest)
+    exact: dict[int, int] = {len(starts) - 1: counter.count_messages(system + rest[-1:])}
+
+    def prompt(j: int) -> int:
+        if j not in exact:
+            exact[j] = counter.count_messages(system + rest[starts[j]:])
+        return exact[j]
+
+    j = bisect.bisect_right(starts, _first_over(rest, counter, room - exact[len(starts) - 1]))
+    while prompt(j) > room and j < len(starts) - 1:
+        j += 1
+    if prompt(j) > room:
+        raise _overflow(prompt(j), window, max_tokens)
+    while j > 0 and prompt(j - 1) <= room:
+        j -= 1
+    return Budget(system + rest[starts[j]:], prompt(j), window, max_tokens, starts[j], j,
+                  counter.exact)
+
+
+def _first_over(rest: Sequence[Message], counter: TokenCounter, room: int) -> int:
+    """The index of the newest message of ``rest[:-1]`` at which the history
+    from there on (counted once per message, newest first) passes ``room``;
+    -1 when all of it fits."""
+    batched = hasattr(counter, "count_each")
+    size = COUNT_BATCH if batched else 1
+    used, end = 0, len(rest) - 1
+    while end > 0:
+        begin = max(0, end - size)
+        counts = count_each(counter, rest[begin:end])
+        for i in range(end - 1, begin - 1, -1):
+            used += counts[i - begin]
+            if used > room:
+                return i
+        end = begin
+        size *= 2 if batched else 1
+    return -1
+
+
+def recount_fit_to_window(
+    messages: Sequence[Message], counter: TokenCounter, window: int, max_tokens: int
+) -> Budget:
+    """:func:`fit_to_window` as it was before issue 28: recount the whole
+    prompt after each dropped turn, quadratic in the messages (issue 28
+    measured 2,001 messages at 5.5 s and 4,001 at 24.4 s through ``llmapp
+    serve``; ``benchmarks/bench_memory.py`` times it). Kept only as the reference
+    the tests and ``benchmarks/bench_memory.py`` compare with.
+
+    Raises:
+        ContextOverflowError: as :func:`fit_to_window`.
     """
     messages = list(messages)
     n_system = 0
@@ -257,10 +364,5 @@ def fit_to_window(
         turns += 1
         tokens = counter.count_messages(system + rest)
     if tokens + max_tokens > window:
-        room = window - max_tokens
-        raise ContextOverflowError(
-            f"The message is too long: the prompt needs {tokens} tokens, but with max tokens "
-            f"at {max_tokens} the {window}-token context window leaves room for {max(room, 0)}. "
-            "Shorten the message or the system prompt, or lower max tokens."
-        )
+        raise _overflow(tokens, window, max_tokens)
     return Budget(system + rest, tokens, window, max_tokens, dropped, turns, counter.exact)

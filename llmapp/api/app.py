@@ -5,6 +5,12 @@
 - ``GET /v1/models`` and ``GET /v1/models/{id}``;
 - ``GET /health``: the service's load (no auth, for probes).
 
+Before any of them, :class:`~llmapp.api.gate.Gate` checks the key (each key
+a principal, :mod:`llmapp.api.keys`) and caps the body
+(``LLMAPP_API_MAX_BODY_BYTES``), before a byte of the body is read. Then a
+request is checked against the other limits (``LLMAPP_API_MAX_MESSAGES``,
+four stop sequences, text only) before it waits for a slot.
+
 Generation runs on worker threads (:mod:`llmapp.api.service`). At most
 ``concurrency`` replies generate at once; ``LLMAPP_API_MAX_QUEUE`` more wait,
 and beyond that a request gets 429 with ``Retry-After``. A client that goes
@@ -16,22 +22,24 @@ closed, which frees the local model at the next token.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmapp.api import schemas
+from llmapp.api.gate import KEY_HELP, Gate
+from llmapp.api.keys import KeyRing
 from llmapp.api.schemas import ChatCompletionRequest
 from llmapp.api.service import APIError, Piece, Run, Service, api_error
 from llmapp.settings import Settings, resolve
@@ -203,13 +211,38 @@ async def _whole(run: Run, it: Iterator[Piece], first: Piece | None, ticket: Tic
     return JSONResponse(body)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[int, str, str | None]:
+def _validation_error(exc: RequestValidationError) -> APIError:
+    """A validation error as OpenAI's error: invalid JSON and text that is
+    not text get 400, a field out of range 422."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return 400, "The request body is not valid JSON.", None
+        return APIError(400, "The request body is not valid JSON.", "invalid_request")
+    text = next((e for e in errors if e.get("type") == schemas.INVALID_TEXT), None)
+    if text is not None:
+        return APIError(400, text["msg"], schemas.INVALID_TEXT,
+                        (text.get("ctx") or {}).get("where"))
     first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    return 422, f"{where or 'body'}: {first.get('msg', 'invalid value')}.", where or None
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")[:100]
+    return APIError(422, f"{where or 'body'}: {first.get('msg', 'invalid value')}.",
+                    "invalid_request", where or None)
+
+
+BEARER = HTTPBearer(auto_error=False, description="A key of LLMAPP_API_KEYS or LLMAPP_API_KEY.")
+"""Declares the bearer key in the OpenAPI schema (``/docs``); the check
+itself is :class:`~llmapp.api.gate.Gate`'s, before the body is read."""
+
+
+def principal_of(request: Request,
+                 _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> str:
+    """The principal :class:`~llmapp.api.gate.Gate` found for this request.
+
+    Raises:
+        APIError: 401 when there is none (the app runs without its gate).
+    """
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        raise APIError(401, KEY_HELP, "invalid_api_key")
+    return principal
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -223,21 +256,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ConfigError: a setting cannot be parsed.
     """
     settings = settings or resolve()
+    keys = KeyRing.from_settings(settings)
     service = Service(settings)
     admission = Admission(service.concurrency, settings.api_max_queue)
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
     app = FastAPI(title="llmapp", summary="OpenAI-compatible chat completions over llmapp",
                   docs_url="/docs", redoc_url=None)
     app.state.service, app.state.admission = service, admission
-
-    def authorize(request: Request) -> None:
-        if not key:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                                 key.encode()):
-            raise APIError(401, "Missing or wrong API key: send Authorization: Bearer "
-                                "<LLMAPP_API_KEY>.", "invalid_api_key")
+    app.add_middleware(Gate, keys=keys, max_body_bytes=settings.api_max_body_bytes)
 
     @app.exception_handler(APIError)
     async def on_api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -245,8 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message, param = _validation_message(exc)
-        return _error_response(APIError(status, message, "invalid_request", param))
+        return _error_response(_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -269,22 +293,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "queued": admission.waiting, "slots": admission.slots,
                 "model_in_flight": runtime.in_flight() if runtime is not None else 0}
 
-    @app.get("/v1/models", dependencies=[Depends(authorize)])
+    @app.get("/v1/models", dependencies=[Depends(principal_of)])
     async def models() -> dict[str, Any]:
         names = await anyio.to_thread.run_sync(_model_names, service)
         return {"object": "list", "data": [schemas.model_card(n) for n in names]}
 
-    @app.get("/v1/models/{model_id:path}", dependencies=[Depends(authorize)])
+    @app.get("/v1/models/{model_id:path}", dependencies=[Depends(principal_of)])
     async def model(model_id: str) -> dict[str, Any]:
         await anyio.to_thread.run_sync(service.check_model, model_id)
         return schemas.model_card(model_id)
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(authorize)])
-    async def chat_completions(body: ChatCompletionRequest, http: Request):
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, http: Request,
+                               principal: Annotated[str, Depends(principal_of)]):
+        service.check_request(body)
         ticket = await admission.enter()
         run = None
         try:
-            run = await anyio.to_thread.run_sync(service.start, body)
+            run = await anyio.to_thread.run_sync(service.start, body, principal)
             it = iter(run)
             first = await anyio.to_thread.run_sync(_advance, it)
         except BaseException as exc:

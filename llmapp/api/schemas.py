@@ -15,7 +15,46 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+INVALID_TEXT = "invalid_text"
+"""The validation error type of a string no model can read (see :func:`unreadable_text`)."""
+
+
+def unreadable_text(value: Any) -> str | None:
+    """Where in a decoded JSON value the first string that is not text is: a
+    lone surrogate (``"\\ud800"`` is valid JSON, but no UTF-8 text) or a NUL
+    character. Keys are checked too. Walks without recursion, so any depth the
+    JSON parser took is fine.
+
+    Returns:
+        The path, e.g. ``messages[2].content``, or None when all is text.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if not _readable(item):
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and not _readable(key):
+                    return f"{where or 'body'} (a key)"
+                stack.append((f"{where}.{key}" if where else str(key), inner))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{n}]", inner) for n, inner in enumerate(item))
+    return None
+
+
+def _readable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ContentPart(BaseModel):
@@ -52,9 +91,12 @@ class ChatCompletionRequest(BaseModel):
         messages: the conversation, oldest first; the last is the user's.
         max_tokens / max_completion_tokens: completion tokens at most (the
             newer name wins when both are given).
-        stop: one string or up to four.
+        stop: one string or up to four (:data:`~llmapp.config.API_MAX_STOP`).
         user: the end user's id; with ``LLMAPP_CACHE_SCOPE=session`` it
-            keeps each user's cached replies apart.
+            keeps each user's cached replies apart, within the principal the
+            key names (:mod:`llmapp.api.keys`).
+
+    Every string, keys included, must be text (:func:`unreadable_text`).
     """
 
     model_config = ConfigDict(extra="allow")
@@ -72,6 +114,16 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     tools: list[Any] | None = None
     user: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        where = unreadable_text(data)
+        if where is not None:
+            raise PydanticCustomError(
+                INVALID_TEXT, "{where} is not text: it holds a lone surrogate or a NUL "
+                              "character. Send UTF-8 text.", {"where": where[:100]})
+        return data
 
     @property
     def completion_limit(self) -> int | None:
@@ -130,8 +182,9 @@ def model_card(name: str, owned_by: str = "llmapp") -> dict[str, Any]:
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                403: "permission_error", 404: "not_found_error", 409: "conflict_error",
-               422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
-               502: "server_error", 503: "server_error", 504: "server_error"}
+               413: "invalid_request_error", 422: "invalid_request_error",
+               429: "rate_limit_error", 500: "server_error", 502: "server_error",
+               503: "server_error", 504: "server_error"}
 
 
 def error_body(status: int, message: str, code: str | None = None,

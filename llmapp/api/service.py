@@ -22,6 +22,7 @@ is the asynchronous HTTP side.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmapp import config
+from llmapp.api.keys import ANONYMOUS
 from llmapp.api.schemas import ChatCompletionRequest
 from llmapp.chat import ChatMessage, ChatStore, Reply, start_reply
 from llmapp.errors import ConfigError, LlmappError, ProviderError
@@ -84,7 +86,16 @@ client's: 502, never 401 or 404."""
 
 def api_error(exc: BaseException) -> APIError:
     """Translate a library error into an :class:`APIError`; anything else is
-    a 500 whose traceback goes to the log only."""
+    a 500. Every 500 is logged with its traceback (at ERROR, which ``llmapp
+    serve`` shows at every ``--log-level`` but ``critical``); the client sees
+    only a message."""
+    error = _translate(exc)
+    if error.status == 500 and not isinstance(exc, APIError):
+        log.error("answering failed (500, %s)", type(exc).__name__, exc_info=exc)
+    return error
+
+
+def _translate(exc: BaseException) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, SafetyError):
@@ -99,7 +110,6 @@ def api_error(exc: BaseException) -> APIError:
         return APIError(503, str(exc), "storage", retry_after_s=5.0)
     if isinstance(exc, LlmappError):
         return APIError(500, str(exc), "server_error")
-    log.exception("unexpected error while answering", exc_info=exc)
     return APIError(500, "The server failed while answering; its log has the details.",
                     "server_error")
 
@@ -346,35 +356,66 @@ class Service:
             max_tokens=request.completion_limit or default.max_tokens,
             stop=request.stops or default.stop)
 
-    def _cache(self, request: ChatCompletionRequest):
-        """The process's cache (opened once), scoped to the request's ``user``
-        unless entries are shared."""
+    def _cache(self, request: ChatCompletionRequest, principal: str):
+        """The process's cache (opened once), scoped to the principal the key
+        names: ``api:<principal>``, narrowed to ``api:<principal>:<h>`` when
+        the request names its ``user`` (``h``: the SHA-256 hex of ``user``, so
+        any length fits the scope's index and no end user's id is stored).
+        With ``LLMAPP_CACHE_SCOPE=shared`` a principal's users share its
+        entries; principals never do."""
         cache = self._cache_use
-        if cache is None or cache.scope == "shared" or not request.user:
-            return cache
-        return replace(cache, scope=f"api:{request.user}")
+        if cache is None:
+            return None
+        scope = f"api:{principal}"
+        if self.settings.cache_scope != "shared" and request.user:
+            scope += ":" + hashlib.sha256(request.user.encode()).hexdigest()
+        return replace(cache, scope=scope)
 
-    def start(self, request: ChatCompletionRequest) -> Run:
-        """Start the reply to ``request``; nothing streams until the run is
-        iterated (but the question is checked, and for RAG retrieved, now).
+    def check_request(self, request: ChatCompletionRequest) -> None:
+        """Refuse, before the request waits for a slot, what will not be served:
+        more than ``LLMAPP_API_MAX_MESSAGES`` messages, more than
+        :data:`~llmapp.config.API_MAX_STOP` stop sequences, ``n`` > 1,
+        client-side tools.
 
         Raises:
-            APIError: the request cannot be served as asked (400, 404), or a
-                library error, translated by :func:`api_error`.
+            APIError: 400, naming the field.
         """
+        limit = self.settings.api_max_messages
+        if len(request.messages) > limit:
+            raise APIError(400, f"The request has {len(request.messages):,} messages; this "
+                                f"server takes at most {limit:,} (LLMAPP_API_MAX_MESSAGES).",
+                           "too_many_messages", "messages")
+        if len(request.stops) > config.API_MAX_STOP:
+            raise APIError(400, f"stop has {len(request.stops)} sequences; at most "
+                                f"{config.API_MAX_STOP} are served.", "invalid_request", "stop")
         if request.n not in (None, 1):
             raise APIError(400, "Only n=1 is served.", "unsupported_parameter", "n")
         if request.tools:
             raise APIError(400, "Client-side tools are not served: use llmapp-agent, which "
                                 "runs its own tools.", "unsupported_parameter", "tools")
+
+    def start(self, request: ChatCompletionRequest, principal: str = ANONYMOUS) -> Run:
+        """Start the reply to ``request``; nothing streams until the run is
+        iterated (but the question is checked, and for RAG retrieved, now).
+
+        Args:
+            request: the parsed body.
+            principal: who asks (:mod:`llmapp.api.keys`); it scopes the
+                response cache.
+
+        Raises:
+            APIError: the request cannot be served as asked (400, 404), or a
+                library error, translated by :func:`api_error`.
+        """
+        self.check_request(request)
         self.check_model(request.model)
         system, history = conversation(request)
         try:
             if request.model == AGENT_MODEL:
                 return self._agent(request, history)
             if request.model.startswith(RAG_PREFIX):
-                return self._rag(request, history)
-            return self._chat(request, system, history)
+                return self._rag(request, history, principal)
+            return self._chat(request, system, history, principal)
         except Exception as exc:
             raise api_error(exc) from exc
 
@@ -385,20 +426,21 @@ class Service:
         return store
 
     def _chat(self, request: ChatCompletionRequest, system: str,
-              history: list[dict[str, str]]) -> Run:
+              history: list[dict[str, str]], principal: str) -> Run:
         params = self._params(request, GenerationParams())
         reply = start_reply(self._store(history), self.settings, params,
                             system if system else config.DEFAULT_SYSTEM_PROMPT,
-                            cache=self._cache(request), guard=self.guard)
+                            cache=self._cache(request, principal), guard=self.guard)
         return ReplyRun(reply, params.max_tokens)
 
-    def _rag(self, request: ChatCompletionRequest, history: list[dict[str, str]]) -> Run:
+    def _rag(self, request: ChatCompletionRequest, history: list[dict[str, str]],
+             principal: str) -> Run:
         from llmapp.rag.answer import ANSWER_PARAMS, start_answer
 
         params = self._params(request, ANSWER_PARAMS)
         rag = start_answer(self.knowledge_base(), request.model.removeprefix(RAG_PREFIX),
                            self._store(history), self.settings, params,
-                           cache=self._cache(request), guard=self.guard)
+                           cache=self._cache(request, principal), guard=self.guard)
         return ReplyRun(rag, params.max_tokens)
 
     def _agent(self, request: ChatCompletionRequest, history: list[dict[str, str]]) -> Run:

@@ -60,5 +60,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ[get_provider(settings.provider_choice()[0]).model_setting] = args.model
     uvicorn.run("llmapp.api.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level,
-                timeout_graceful_shutdown=10)
+                log_config=log_config(args.log_level), timeout_graceful_shutdown=10)
     return 0
+
+
+def log_config(level: str) -> dict:
+    """uvicorn's logging configuration, plus llmapp's own loggers at ``level``
+    on the same stderr handler: a 500's traceback (logged at ERROR by
+    :func:`llmapp.api.service.api_error`) shows at the default ``info``.
+    uvicorn applies it in every worker process too."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config_ = copy.deepcopy(LOGGING_CONFIG)
+    config_["loggers"]["llmapp"] = {"handlers": ["default"], "level": level.upper(),
+                                    "propagate": False}
+    return config_

@@ -8,11 +8,12 @@ session, the CLI and the tests. It never knows which runtime runs.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,14 @@ def get_runtime(model_path: str = "", n_ctx: int = config.LOCAL_N_CTX, n_threads
     return _get_runtime(runtime, path, n_ctx, n_threads, adapters)
 
 
+ANCHOR = [{"role": "system", "content": "."}]
+"""A fixed system message a counted message follows, so that the template
+adds no default system prompt of its own around it."""
+CLOSER = [{"role": "user", "content": "."}]
+"""A user message after the counted ones, so that the last of them is closed
+as in a prompt, not left open for the model to continue."""
+
+
 @dataclass
 class LocalCounter:
     """Exact token counter for the local model (its chat template and tokenizer)."""
@@ -84,6 +93,8 @@ class LocalCounter:
     runtime: LocalRuntime
     name: str = "SmolLM2 tokenizer (llama.cpp)"
     exact: bool = True
+    _anchor: int | None = field(default=None, init=False, repr=False)
+    _first: int | None = field(default=None, init=False, repr=False)
 
     def count_text(self, text: str) -> int:
         return len(self.runtime.tokenize(text))
@@ -92,10 +103,42 @@ class LocalCounter:
         return self.runtime.count_messages(messages)
 
     def count_message(self, message: dict[str, str]) -> int:
-        # What the message adds after a fixed system message: exact for
-        # templates that render each message on its own, as SmolLM2's ChatML does.
-        anchor = [{"role": "system", "content": "."}]
-        return self.runtime.count_messages(anchor + [message]) - self.runtime.count_messages(anchor)
+        # What the message adds between a fixed system message and a user
+        # message: exact for templates that render each message on its own, as
+        # SmolLM2's ChatML does.
+        return (self.runtime.count_messages(ANCHOR + [message] + CLOSER)
+                - self._anchor_tokens())
+
+    def count_each(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """What each message adds (as :meth:`count_message`), from one render
+        and one tokenization of them all: the template opens every message
+        with the same special token (ChatML's ``<|im_start|>``), so the
+        distances between those tokens are the messages' counts. When the
+        openings cannot be told apart (a template without such a token, or
+        text that spells one), each message is counted on its own."""
+        messages = list(messages)
+        if not messages:
+            return []
+        # A user message last, so that the template closes every message
+        # given (a last assistant message would be left open, to continue).
+        tokens = self.runtime.tokenize(self.runtime.render(ANCHOR + messages + CLOSER))
+        opening = self._opening()
+        starts = [i for i, token in enumerate(tokens) if token == opening]
+        # ANCHOR's opening, one per message, CLOSER's and the reply's
+        if len(starts) != len(messages) + 3 or starts[0] != 0:
+            return [self.count_message(m) for m in messages]
+        return [b - a for a, b in itertools.pairwise(starts[1:-1])]
+
+    def _anchor_tokens(self) -> int:
+        if self._anchor is None:
+            self._anchor = self.runtime.count_messages(ANCHOR + CLOSER)
+        return self._anchor
+
+    def _opening(self) -> int | None:
+        if self._first is None:
+            rendered = self.runtime.tokenize(self.runtime.render(ANCHOR))
+            self._first = rendered[0] if rendered else -1
+        return self._first
 
 
 class ChatLocalLlama(BaseChatModel):
