@@ -39,7 +39,8 @@ from llmapp.settings import resolve
 from llmapp.storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = {"dev": "cache_pairs_dev.jsonl", "test": "cache_pairs_test.jsonl"}
+SETS = {"dev": "cache_pairs_dev.jsonl", "test": "cache_pairs_test.jsonl",
+        "test2": "cache_pairs_test2.jsonl"}
 THRESHOLDS = (0.50, 0.60, 0.65, 0.70, 0.80, 0.90)
 PROMPTS = [
     ("What is the capital of France?", "Which city is the capital of France?"),

@@ -58,6 +58,16 @@ _OPPOSITE_PARTICLES = {"on": "off", "off": "on", "in": "out", "out": "in", "up":
                        "down": "up"}
 """Particles that flip a phrasal verb (turn on / off, log in / out, zoom in / out)."""
 _NEGATION = frozenset({"no", "nobody", "noone"})
+_QUESTION_WORDS = {"who": "person", "whom": "person", "whose": "person", "when": "time",
+                   "where": "place", "why": "reason"}
+"""Question words that fix the kind of answer: a person, a time, a place, a
+reason. ``what``, ``which`` and ``how`` are left out: they ask for any kind
+(``How tall`` / ``What is the height``, ``What year`` / ``When``)."""
+_NOUN_LINK = re.compile(r"\b(?:of|for|about)\b|['’]s\b")
+"""Words that let two nouns trade places without a change of roles
+(``GDP of Japan`` / ``Japan's GDP``, ``a recipe for pancakes`` / ``a pancake recipe``)."""
+_PASSIVE = re.compile(r"\b(?:be|is|are|was|were|been|being)\s+(?:\w+\s+)?\w+(?:ed|en|wn|t)\b"
+                      r"|\bby\s+whom\b")
 """Negation words beyond NLTK's VADER list (``VaderConstants.NEGATE``, Hutto and
 Gilbert 2014), which is used as well."""
 _CARDINALS = {w: i for i, w in enumerate(
@@ -335,6 +345,23 @@ def _reversed(pa: _Parsed, pb: _Parsed) -> bool:
     return False
 
 
+def _swapped(ca: list[str], cb: list[str]) -> bool:
+    """Whether subject and object traded places: the same content words in
+    exactly the reverse order (``Who did Brutus betray?`` / ``Who betrayed
+    Brutus?``), or two shared words swapped around a third that stays between
+    them (``Does the dog chase the cat?`` / ``Does the cat chase the dog?``).
+    A phrase moved to the front (``In Python, how do I sort a list?``)
+    reverses no such triple, and passes."""
+    a, b = list(dict.fromkeys(ca)), list(dict.fromkeys(cb))
+    if len(a) >= 2 and set(a) == set(b) and a != b and a == b[::-1]:
+        return True
+    pos = {w: b.index(w) for w in a if w in b}
+    shared = [w for w in a if w in pos]
+    return any(pos[shared[k]] > pos[shared[m]] > pos[shared[n]]
+               for k in range(len(shared)) for m in range(k + 1, len(shared))
+               for n in range(m + 1, len(shared)))
+
+
 def disagreement(a: str, b: str) -> str | None:
     """Why two similar questions do not ask for the same answer, or None when
     nothing in them says so. The checks, in order:
@@ -357,6 +384,14 @@ def disagreement(a: str, b: str) -> str | None:
     - ``order``: with a direction word (to, from, than, before...), their
       shared content words come in another order (``dollars to euros`` /
       ``euros to dollars``);
+    - ``question word``: both ask with a question word that fixes the kind
+      of answer, and the kinds differ (:data:`_QUESTION_WORDS`: ``Where`` /
+      ``When was Einstein born?``);
+    - ``roles``: the same content words in exactly the reverse order, in
+      questions with no passive and no ``of``/``for``/``about``/``'s``
+      (:data:`_NOUN_LINK`) (``Who did Brutus betray?`` / ``Who
+      betrayed Brutus?``; ``Who wrote it?`` / ``By whom was it written?``
+      passes);
     - ``replaced word``: a content word of one is replaced by another content
       word (``open``/``close``, ``buy``/``sell``: antonyms and siblings embed
       close together, so a replaced word is never trusted), unless they share
@@ -393,12 +428,19 @@ def disagreement(a: str, b: str) -> str | None:
     eb = [e for e in dict.fromkeys(pb.entities) if e in pa.entities]
     if ea != eb and _apart(pa, ea) and _apart(pb, eb):
         return "entities"
+    qa = {_QUESTION_WORDS[w] for w in pa.words if w in _QUESTION_WORDS}
+    qb = {_QUESTION_WORDS[w] for w in pb.words if w in _QUESTION_WORDS}
+    if qa and qb and not qa & qb:
+        return "question word"
     ca, cb = pa.content, pb.content
     sa, sb = set(ca), set(cb)
     if _opposite_prefix(sa - sb, sb - sa) or _opposite_prefix(wa - wb, wb - wa):
         return "negation"
     if _reversed(pa, pb) or _reversed(pb, pa):
         return "order"
+    if _swapped(ca, cb) and not any(_PASSIVE.search(q.lower()) or _NOUN_LINK.search(q.lower())
+                                    for q in (a, b)):
+        return "roles"
     only_a = {w for w in sa - sb if not _related(w, sb - sa)}
     only_b = {w for w in sb - sa if not _related(w, sa - sb)}
     if only_a and only_b:

@@ -166,8 +166,12 @@ SAFETY_LEVELS = ("adult", "teen", "child", "off")
 """Safety filter levels (``LLMAPP_SAFETY_LEVEL``); the first is the default.
 What each blocks: :data:`llmapp.safety.taxonomy.LEVELS`."""
 
-CACHE_MODES = ("semantic", "exact", "off")
-"""Response cache modes (``LLMAPP_CACHE``); the first is the default."""
+CACHE_MODES = ("exact", "semantic", "off")
+"""Response cache modes (``LLMAPP_CACHE``); the first is the default. Exact,
+because a semantic hit can serve a wrong answer: on a set of pairs written
+blind to :func:`llmapp.cache.disagreement` (``tests/data/cache_pairs_test2.jsonl``),
+10 of 77 hard negatives were served another question's reply
+(``benchmarks/bench_cache.py``)."""
 CACHE_SCOPES = ("session", "shared")
 """Who is served a cached reply (``LLMAPP_CACHE_SCOPE``): the browser session
 (or the command line) that caused it, the default; or every user."""

@@ -75,6 +75,10 @@ def served(first, second, tmp_path, **settings):
 
 @pytest.mark.parametrize("a, b, why", [
     # issue 28: World War II's reply was served for World War I
+    ("Where was Albert Einstein born?", "When was Albert Einstein born?", "question word"),
+    ("Who did Brutus betray?", "Who betrayed Brutus?", "roles"),
+    ("Does the dog chase the cat in the story?", "Does the cat chase the dog in the story?",
+     "roles"),
     ("What year did World War II end?", "What year did World War I end?", "ordinals"),
     ("Who was the first president of the United States?",
      "Who was the second president of the United States?", "ordinals"),
@@ -103,6 +107,8 @@ def test_hard_negatives_are_never_served(a, b, why, tmp_path):
      "Who was the 1st president of the United States?"),
     ("Convert 10 km to miles.", "How many miles are 10 kilometers?"),
     ("Why don't cats like water?", "Why do cats not like water?"),
+    ("In Python, how do I sort a list?", "How do I sort a list in Python?"),
+    ("What is the GDP of Japan?", "What is Japan's GDP?"),
 ])
 def test_plain_paraphrases_are_served(a, b, tmp_path):
     assert disagreement(a, b) is None
@@ -204,12 +210,13 @@ def test_the_openai_compatible_path_is_cached_too(llama_server, tmp_path):
 def test_llmapp_chat_json_says_how_the_cache_answered(tmp_path):
     env = {"LLMAPP_DATABASE_URL": f"sqlite:///{tmp_path}/c.sqlite3"}
     args = ("chat", "What is the capital of France?", "--temperature", "0", "--max-tokens",
-            "24", "--json")
+            "24", "--json", "--cache", "semantic")
     said = [json.loads(run_cli(*args, **env).stdout) for _ in range(2)]
     assert [s["stats"]["cache"] for s in said] == ["miss", "hit-exact"]
     assert said[0]["text"] == said[1]["text"] and said[0]["text"]
     close = json.loads(run_cli("chat", "Which city is the capital of France?", "--temperature",
-                               "0", "--max-tokens", "24", "--json", **env).stdout)
+                               "0", "--max-tokens", "24", "--json", "--cache", "semantic",
+                               **env).stdout)
     assert close["stats"]["cache"] == "hit-semantic"
     off = json.loads(run_cli(*args, "--cache", "off", **env).stdout)
     assert off["stats"]["cache"] is None
