@@ -14,6 +14,7 @@ st.caption("A safety filter checks your message before the model sees it, and th
            "default) only the worst. Categories follow OpenAI's moderation categories.")
 ui.safety_notice(settings)
 ui.try_text(settings)
+ui.safety_figures()
 st.subheader("Topic scope")
 st.caption("What this assistant is for. A system prompt can ask the model to stay on topic; "
            "a request that wraps an off-topic ask inside the topic gets past that. The topic "

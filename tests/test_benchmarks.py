@@ -128,10 +128,19 @@ def test_safety_benchmark_reports_each_level():
     out, data = bench("bench_safety.py", "safety.json", "--repeats", "1", "--replies", "1")
     assert "unsafe blocked" in out and "offline check: p50" in out
     assert set(data["levels"]) == {"child", "teen", "adult", "off"}
-    assert data["levels"]["off"]["unsafe_blocked"] == 0
+    assert data["levels"]["off"]["plain_blocked"] == 0
     assert data["levels"]["off"]["replies_blocked"] == 0
     assert data["levels"]["child"]["inside_reply_blocked"] > 0.5
-    assert data["texts"] >= 150 and data["everyday_replies"] == 20
+    assert data["levels"]["child"]["leetspeak_blocked"] > 0.5
+    assert data["texts"] >= 800 and data["everyday_replies"] == 20
+    for split in ("dev", "test", "test2", "older"):
+        levels = data["splits"][split]["levels"]
+        assert levels["off"]["unsafe_blocked"] == 0 and levels["off"]["benign_passed"] == 1
+        assert levels["child"]["unsafe_blocked"] >= levels["adult"]["unsafe_blocked"]
+    assert set(data["splits"]["test"]["categories"]["adult"]) == \
+        {"sexual", "sexual/minors", "hate", "harassment", "violence", "violence/graphic",
+         "self-harm", "illicit"}
+    assert set(data["topic"]) == {"travel", "cooking", "helpdesk"}
 
 
 @pytest.mark.slow

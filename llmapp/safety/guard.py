@@ -14,6 +14,9 @@ message before the model sees it, and the reply while it streams.
   in 100-character segments.
 - **Protected phrases** (:mod:`llmapp.safety.phrases`) are checked on output
   only, and flag or block as set.
+- **Languages**: at the ``child`` and ``teen`` levels, a text in a language
+  no checker that scored it can read (the offline one reads English only)
+  is held with that reason (:mod:`llmapp.safety.language`).
 - **Topic scope** (:mod:`llmapp.safety.topic`, ``LLMAPP_TOPIC``) is checked on
   input only, at every level (``off`` too: it says what the deployment is
   for, not who its audience is); an off-topic request is held with the
@@ -30,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llmapp.errors import LlmappError
+from llmapp.safety.language import HOLD_LEVELS, Language, unreadable
 from llmapp.safety.phrases import PhraseMatch, ProtectedPhrases
 from llmapp.safety.taxonomy import CATEGORIES, SELF_HARM_HELP, thresholds
 from llmapp.safety.topic import TopicChecker, TopicVerdict
@@ -68,6 +72,9 @@ class Verdict:
         checkers: names of the checkers that scored.
         topic: the topic scope's check (input only, with ``LLMAPP_TOPIC``
             set), else None; off-topic makes ``allowed`` False.
+        language: the text's language when no checker that scored could
+            read it and the level holds such text (``child``, ``teen``),
+            else None; it makes ``allowed`` False.
     """
 
     allowed: bool
@@ -78,6 +85,7 @@ class Verdict:
     phrases: list[PhraseMatch] = field(default_factory=list)
     checkers: list[str] = field(default_factory=list)
     topic: TopicVerdict | None = None
+    language: Language | None = None
 
     @property
     def off_topic(self) -> bool:
@@ -91,6 +99,9 @@ class Verdict:
                "flags": self.flags, "blocked": self.blocked, "checkers": self.checkers}
         if self.topic is not None:
             out["topic"] = self.topic.to_dict()
+        if self.language is not None:
+            out["language"] = {"code": self.language.code,
+                               "probability": round(self.language.probability, 3)}
         return out
 
     def reason(self, what: str = "This message") -> str:
@@ -101,6 +112,11 @@ class Verdict:
             return f"{what} passed the safety filter (level: {self.level})."
         parts = [f"{CATEGORIES[c]} (score {self.categories[c]:.2f})" for c in self.blocked]
         parts += [f"the protected phrase “{m.phrase}”" for m in self.phrases if m.blocked]
+        if not parts and self.language is not None:
+            return (f"{what} was held by the safety filter (level: {self.level}): it is "
+                    f"written in {self.language.name}, which the offline checker cannot "
+                    "read. Write in English, or have OpenAI moderation or a guard model "
+                    "configured, which read other languages.")
         if not parts:  # held for its topic alone
             return f"{what} was held: {self.topic.reason()}."
         text = (f"{what} was blocked by the safety filter (level: {self.level}): it looks "
@@ -117,8 +133,9 @@ class Guard:
 
     Args:
         level: see :data:`~llmapp.safety.taxonomy.LEVELS`.
-        checkers: objects with ``name`` and ``scores(text) -> {category:
-            score}``; the first is the offline one, which must not fail.
+        checkers: objects with ``name`` and ``scores(text, *, output) ->
+            {category: score}``; the first is the offline one, which must
+            not fail.
         phrases: protected phrases, checked on output.
         topic: the topic scope's checker, checked on input at every level.
 
@@ -159,7 +176,7 @@ class Guard:
         flags, used = [], []
         for checker in self.checkers if self.limits else []:
             try:
-                found = checker.scores(text)
+                found = checker.scores(text, output=output)
             except LlmappError as exc:
                 log.warning("safety checker %s failed: %s", checker.name, exc)
                 flags.append(f"{checker.name} could not check ({exc}); the offline checker "
@@ -175,12 +192,21 @@ class Guard:
         matches = self.phrases.find(text) if output and self.phrases else []
         flags += [f"protected phrase “{m.phrase}”" + (f" ({m.owner})" if m.owner else "")
                   for m in matches]
+        language = None
+        if self.level in HOLD_LEVELS and not blocked and not any(
+                getattr(c, "reads_any_language", False) for c in self.checkers
+                if c.name in used):
+            language = unreadable(text)
+        if language is not None:
+            flags.append(f"written in {language.name} ({language.probability:.2f}), "
+                         "unread by the offline checker")
         topic = self.topic.check(text) if self.topic is not None and not output else None
         if topic is not None and not topic.on_topic:
             flags.append(f"off-topic (score {topic.score:.2f})")
         allowed = not blocked and not any(m.blocked for m in matches) \
-            and (topic is None or topic.on_topic)
-        return Verdict(allowed, self.level, scores, blocked, flags, matches, used, topic)
+            and (topic is None or topic.on_topic) and language is None
+        return Verdict(allowed, self.level, scores, blocked, flags, matches, used, topic,
+                       language)
 
 
 class OutputMonitor:

@@ -59,6 +59,7 @@ class OpenAIModeration:
     """
 
     name = "OpenAI moderation"
+    reads_any_language = True
     model = "omni-moderation-latest"
 
     def __init__(self, api_key, base_url: str | None = None, timeout_s: float = 10.0) -> None:
@@ -67,7 +68,7 @@ class OpenAIModeration:
         self._client = OpenAI(api_key=api_key.get_secret_value(), base_url=base_url,
                               timeout=timeout_s, max_retries=1)
 
-    def scores(self, text: str) -> dict[str, float]:
+    def scores(self, text: str, *, output: bool = False) -> dict[str, float]:
         """``{category: score}``.
 
         Raises:
@@ -100,11 +101,12 @@ class GuardModel:
         from openai import OpenAI
 
         self.name = f"guard model {model}"
+        self.reads_any_language = True
         self.model = model
         self._client = OpenAI(api_key=api_key.get_secret_value() if api_key else "not-needed",
                               base_url=base_url, timeout=timeout_s, max_retries=1)
 
-    def scores(self, text: str) -> dict[str, float]:
+    def scores(self, text: str, *, output: bool = False) -> dict[str, float]:
         """``{category: 1.0 if flagged else 0.0}``.
 
         Raises:

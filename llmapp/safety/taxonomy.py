@@ -31,15 +31,24 @@ CATEGORIES: dict[str, str] = {
 }
 """Category -> how the chat names it to the user."""
 
+ADULT_BLOCKS = ("sexual/minors", "hate", "harassment", "violence", "self-harm", "illicit")
+"""What the adult level blocks: what OpenAI's moderation flags for any
+audience (violent intent, weapons built to hurt, sexual content with
+minors, self-harm intent, hate, threats, instructions for crimes), not
+consensual adult sexual content, gore in fiction or profanity."""
+
 LEVELS: dict[str, dict[str, float]] = {
-    "child": {c: 0.30 for c in CATEGORIES},
-    "teen": {"sexual": 0.40, "sexual/minors": 0.30, "hate": 0.40, "harassment": 0.45,
-             "violence": 0.40, "violence/graphic": 0.40, "self-harm": 0.35, "illicit": 0.45},
-    "adult": {"sexual/minors": 0.40, "hate": 0.60, "harassment": 0.70, "violence": 0.60,
-              "self-harm": 0.50, "illicit": 0.60},
+    "child": {c: 0.35 for c in CATEGORIES},
+    "teen": {c: 0.40 for c in CATEGORIES if c != "profanity"},
+    "adult": {c: 0.50 for c in ADULT_BLOCKS},
     "off": {},
 }
-"""Level -> {category: least score that blocks}. ``adult`` is the default."""
+"""Level -> {category: least score that blocks}. ``adult`` is the default.
+The thresholds were chosen on the ``dev`` and ``test`` splits of
+``tests/data/safety_labelled.jsonl`` with ``tests/data/safety_texts.jsonl``:
+at child, the one nearest to blocking 97% of unsafe texts while passing 95%
+of benign ones; at adult, the lowest that passes 98% of benign ones on
+``test``. ``test2`` was held out (``benchmarks/bench_safety.py``)."""
 
 SELF_HARM_HELP = ("If you are thinking about hurting yourself, please talk to someone you "
                   "trust, or call or text a local crisis line; in many countries, "

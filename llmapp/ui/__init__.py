@@ -16,7 +16,8 @@ from llmapp.ui.agent import (agent_limits, agent_reply, manual_console, render_a
 from llmapp.ui.chains import chain_panel, structured_panel, technique_picker, template_panel
 from llmapp.ui.evaluation import (compare_runs, judge_picker, judge_vs_people, question_set,
                                   run_panel, run_rows)
-from llmapp.ui.safety import phrase_editor, safety_notice, topic_editor, topic_vs_prompt, try_text
+from llmapp.ui.safety import (phrase_editor, safety_figures, safety_notice, topic_editor,
+                              topic_vs_prompt, try_text)
 from llmapp.ui.tuning import base_vs_tuned, dataset_panel, train_panel, training_notice
 from llmapp.ui.tuning import models_panel as tuned_models
 from llmapp.ui.status import (context_window, local_model_notice, provider_status, roadmap,
@@ -34,7 +35,8 @@ __all__ = [
     "chat_store", "generation_controls", "local_model_notice", "provider_status",
     "read_secrets",
     "render_chat", "render_message", "respond", "roadmap", "sidebar", "storage_notice",
-    "phrase_editor", "safety_notice", "topic_editor", "topic_vs_prompt", "try_text",
+    "phrase_editor", "safety_figures", "safety_notice", "topic_editor", "topic_vs_prompt",
+    "try_text",
     "base_vs_tuned", "dataset_panel", "train_panel", "training_notice", "tuned_models",
     "compare_runs", "judge_picker", "judge_vs_people", "question_set", "run_panel", "run_rows",
 ]

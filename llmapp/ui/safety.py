@@ -12,6 +12,7 @@ import streamlit as st
 from llmapp.chat import ChatStore
 from llmapp.errors import LlmappError
 from llmapp.safety import LEVELS, Guard, SafetyError, guard_for
+from llmapp.safety.normalise import readings
 from llmapp.safety.phrases import load_phrases, parse_lines, save_phrases
 from llmapp.settings import Settings
 from llmapp.ui.memory import open_store
@@ -70,6 +71,21 @@ def safety_notice(settings: Settings) -> None:
             "OpenAI-compatible server.", icon="🛡️")
 
 
+def safety_figures() -> None:
+    """The offline checker's measured figures on the held-out texts, and what
+    it still misses (:data:`llmapp.safety.measured.HELD_OUT`)."""
+    from llmapp.safety.measured import HELD_OUT, MISSES, SOURCE
+
+    with st.expander("How well the offline checker does, measured on texts it never saw"):
+        heads = list(next(iter(HELD_OUT.values())))
+        st.markdown("\n".join(
+            [f"| level | {' | '.join(heads)} |", "|---" * (len(heads) + 1) + "|"]
+            + [f"| {level} | " + " | ".join(f"{row[h]:.1%}" for h in heads) + " |"
+               for level, row in HELD_OUT.items()]))
+        st.caption(SOURCE)
+        st.markdown("**What it still misses**\n" + "\n".join(f"- {m}" for m in MISSES))
+
+
 def level_table(settings: Settings, text: str) -> tuple[list[dict], dict]:
     """The text checked at every level: rows ``{level, allowed, blocked}``,
     and the scores per category (the same at every level)."""
@@ -78,7 +94,9 @@ def level_table(settings: Settings, text: str) -> tuple[list[dict], dict]:
         verdict = guard_for(settings, phrases(settings), level=level).check(text, output=True)
         scores = scores or verdict.categories
         rows.append({"level": level, "verdict": "allowed" if verdict.allowed else "blocked",
-                     "blocked for": ", ".join(verdict.blocked) or "—",
+                     "blocked for": ", ".join(verdict.blocked + (
+                         [f"written in {verdict.language.name}"] if verdict.language else []))
+                     or "—",
                      "flags": "; ".join(verdict.flags) or "—",
                      "checkers": ", ".join(verdict.checkers) or "—"})
     return rows, scores
@@ -100,6 +118,8 @@ def try_text(settings: Settings) -> None:
         return
     if settings.topic is not None:
         topic_line(settings, text)
+    if len(found := readings(text)) > 1:
+        st.caption(f"Read with its disguises undone as well: “{found[1][:300]}”")
     st.dataframe(rows, hide_index=True, width="stretch")
     st.bar_chart({"category": list(scores), "score": list(scores.values())}, x="category",
                  y="score", horizontal=True, height=320)
