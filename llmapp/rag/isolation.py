@@ -49,7 +49,6 @@ from pathlib import Path
 from llmapp.rag import IngestError
 from llmapp.rag.chunking import Chunk, ChunkSettings
 
-log = logging.getLogger(__name__)
 
 MEMORY_BYTES = 1024 * 2**20
 """Address space of the worker: 1 GiB. It starts at about 60 MB of address
@@ -91,19 +90,11 @@ def parse_here(data: bytes, name: str, chunking: ChunkSettings) -> Parsed:
         IngestError: the file cannot be loaded or chunked (any failure).
     """
     from llmapp.rag.chunking import chunk
-    from llmapp.rag.loaders import load
+    from llmapp.rag.loaders import failures_as_ingest_errors, load
 
     sections = load(data, name)
-    try:
+    with failures_as_ingest_errors(name, "split into chunks", "be split into chunks"):
         chunks = chunk(sections, chunking)
-    except RecursionError:
-        raise IngestError(f"{name}: nested too deeply to split into chunks.") from None
-    except MemoryError:
-        raise IngestError(f"{name}: needs too much memory to split into chunks.") from None
-    except Exception as exc:  # noqa: BLE001 - any chunker failure is this file's error
-        log.warning("%s: chunking failed", name, exc_info=True)
-        raise IngestError(f"{name}: cannot be split into chunks "
-                          f"({type(exc).__name__}).") from None
     return Parsed(sections[0].encoding, chunks)
 
 

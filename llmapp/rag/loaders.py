@@ -31,6 +31,8 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -273,18 +275,34 @@ def load(data: bytes, name: str) -> list[Section]:
             or any other failure of a parser (its traceback goes to the log).
             Nothing else: a parser's own exception never escapes.
     """
-    try:
+    with failures_as_ingest_errors(name, "parse", "be parsed"):
         return _load(data, name)
+
+
+@contextmanager
+def failures_as_ingest_errors(name: str, step: str, passive: str) -> Iterator[None]:
+    """Any exception in the block becomes one :class:`IngestError` naming the
+    file (its traceback goes to the log): "<name>: nested too deeply to
+    <step>", "needs too much memory to <step>", "cannot <passive> (<type>:
+    <message>)". An ``IngestError`` passes through unchanged.
+
+    Args:
+        name: the file's name, shown escaped.
+        step: what was being done, e.g. ``"parse"``.
+        passive: the same in the passive, e.g. ``"be parsed"``.
+    """
+    try:
+        yield
     except IngestError:
         raise
     except RecursionError:
-        log.warning("%s: RecursionError in a loader", name, exc_info=True)
-        raise IngestError(f"{name}: nested too deeply to parse.") from None
+        log.warning("%s: RecursionError trying to %s", name, step, exc_info=True)
+        raise IngestError(f"{name}: nested too deeply to {step}.") from None
     except MemoryError:
-        raise IngestError(f"{name}: needs too much memory to parse.") from None
-    except Exception as exc:  # noqa: BLE001 - any parser failure is this file's error
-        log.warning("%s: the loader failed", name, exc_info=True)
-        raise IngestError(f"{name}: cannot be parsed ({type(exc).__name__}: "
+        raise IngestError(f"{name}: needs too much memory to {step}.") from None
+    except Exception as exc:  # any failure is this file's error
+        log.warning("%s: failed to %s", name, step, exc_info=True)
+        raise IngestError(f"{name}: cannot {passive} ({type(exc).__name__}: "
                           f"{display_name(str(exc))[:200]}).") from None
 
 
