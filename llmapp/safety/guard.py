@@ -172,6 +172,9 @@ class Guard:
         if len(text) > MAX_CHARS:
             raise SafetyError(f"The text is {len(text):,} characters; the safety filter "
                               f"checks at most {MAX_CHARS:,}. Shorten it.")
+        # A lone surrogate (from a command line's undecodable bytes, say) is
+        # no text: the embedder's tokenizer and any HTTP checker refuse it.
+        text = text.encode("utf-8", "replace").decode("utf-8")
         scores = {c: 0.0 for c in CATEGORIES}
         flags, used = [], []
         for checker in self.checkers if self.limits else []:
