@@ -53,3 +53,10 @@ def test_order_and_batching_do_not_change_a_vector():
     alone = np.array([embedder.embed_query(t) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
     assert embedder.embed_documents([]) == []
+
+
+def test_a_lone_surrogate_is_embedded_not_a_crash():
+    """The tokenizer refuses lone surrogates (a TypeError); every caller of the
+    embedder (RAG queries, ingest, the safety and topic checkers) gets a vector."""
+    [vector] = LocalEmbeddings().embed_documents(["bread \ud800 today"])
+    assert len(vector) == 384

@@ -87,10 +87,12 @@ class OnnxMiniLM:
 
         Texts are batched by length (longest first, as sentence-transformers
         does), so a batch pads to similar lengths; the result keeps the input
-        order."""
+        order. A lone surrogate, which the tokenizer refuses with a
+        TypeError, is embedded as U+FFFD."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(list(texts))
+        encodings = self._tokenizer.encode_batch(
+            [t.encode("utf-8", "replace").decode("utf-8") for t in texts])
         order = sorted(range(len(texts)), key=lambda i: -sum(encodings[i].attention_mask))
         out = np.empty((len(texts), 384), dtype=np.float32)
         for start in range(0, len(order), batch_size):

@@ -228,7 +228,8 @@ class LocalChecker:
         if self._matrix is None:
             self._load()
         far, near = (FAR_OUTPUT, NEAR_OUTPUT) if output else (FAR, NEAR)
-        parts = list(dict.fromkeys(p for reading in readings(text) for p in pieces(reading)))
+        found = readings(text)
+        parts = list(dict.fromkeys(p for reading in found for p in pieces(reading)))
         sims = self._vectors(parts) @ self._matrix.T  # (pieces, exemplars)
         top = np.argsort(-sims, axis=1)[:, :K]
         top_sims = np.take_along_axis(sims, top, axis=1)
@@ -241,5 +242,5 @@ class LocalChecker:
             scale = np.clip((closest - far) / (near - far), 0.0, 1.0)
             share = (weights * (top_labels == category)).sum(axis=1)
             out[category] = round(float((share * scale).max()), 3)
-        out["profanity"] = 1.0 if any(profane_words(r) for r in readings(text)) else 0.0
+        out["profanity"] = 1.0 if any(profane_words(r) for r in found) else 0.0
         return out
