@@ -102,7 +102,9 @@ def test_a_failed_reply_keeps_the_question(capsys):
 
 @pytest.mark.slow
 def test_the_chatbot_talks_to_an_openai_compatible_server(llama_server, capsys):
-    bot = Chatbot(settings=compatible_settings(llama_server), max_tokens=24)
+    # the transport is under test, not the filter (its own tests are in test_safety.py)
+    settings = compatible_settings(llama_server, LLMAPP_SAFETY_LEVEL="off")
+    bot = Chatbot(settings=settings, max_tokens=24)
     answer = bot.ask("Say hello in one short sentence.")
     assert answer.strip() and bot.last.stats.provider == "openai-compatible"
     assert bot.last.stats.usage_source == "reported"

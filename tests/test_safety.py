@@ -377,6 +377,16 @@ def test_replies_are_scored_more_leniently_than_requests():
     assert not guard_for(SETTINGS, level="child").check(unsafe, output=True).allowed
 
 
+def test_a_greeting_reply_is_not_taken_for_harassment():
+    """Found in CI: the bundled model answered "Say hello in one short
+    sentence." with this, and it was withdrawn at adult as harassment (0.52),
+    nearest to a note telling a colleague she is unwanted."""
+    for level in ("child", "teen", "adult"):
+        verdict = guard_for(SETTINGS, level=level).check(
+            "Sending a friendly reminder to my colleagues.", output=True)
+        assert verdict.allowed, (level, verdict.reason)
+
+
 def test_a_lone_surrogate_is_checked_not_a_crash():
     """Found by an attack on the filter: "\\ud800" made the tokenizer raise a
     TypeError through Guard.check."""

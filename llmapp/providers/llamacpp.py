@@ -149,6 +149,7 @@ class LlamaCppRuntime(LocalRuntime):
         def job() -> None:
             if channel.cancelled.is_set():  # the reader gave up while queued
                 return
+            channel.admit()
             try:
                 with self._generating():
                     self._generate(dicts, sampling, schema, channel)

@@ -210,15 +210,21 @@ def busy_error() -> ProviderError:
 class Channel:
     """A producer thread's events, read as an iterator by the consumer.
 
-    The producer calls :meth:`put` (returns False once the consumer has gone
-    away, so generation can stop) and :meth:`end`; :meth:`fail` forwards an
-    exception to the consumer.
+    The producer calls :meth:`admit` once it holds the model, :meth:`put`
+    (returns False once the consumer has gone away, so generation can stop)
+    and :meth:`end`; :meth:`fail` forwards an exception to the consumer.
     """
 
     items: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    admitted: threading.Event = field(default_factory=threading.Event)
 
     _END = object()
+
+    def admit(self) -> None:
+        """Say the producer holds the model: from now on the reader waits for
+        the first token however long the prompt takes to read."""
+        self.admitted.set()
 
     def put(self, delta: Delta) -> bool:
         """Queue ``delta`` for the reader; False once the reader has gone."""
@@ -235,20 +241,31 @@ class Channel:
         """End the stream normally."""
         self.items.put(self._END)
 
-    def read(self, first_timeout_s: float | None = None) -> Iterator[Delta]:
+    def read(self, admit_timeout_s: float | None = None) -> Iterator[Delta]:
         """Yield the producer's deltas; re-raise its exception. Leaving the
         loop early (``close()``) sets :attr:`cancelled`.
 
+        Args:
+            admit_timeout_s: how long to wait, in seconds, for the producer
+                to get the model (:meth:`admit`) or send something; None
+                waits for ever. Once admitted, the first token has no limit:
+                a long prompt on a slow, shared CPU may take a while to read
+                (found: with the limit also applied to the first token, a
+                1-thread server under CI load timed out as "busy").
+
         Raises:
-            ProviderError: ``busy`` when nothing arrives within
-                ``first_timeout_s`` (the model is taken by others).
+            ProviderError: ``busy`` when the producer neither got the model
+                nor sent anything within ``admit_timeout_s``.
         """
         first = True
         try:
             while True:
+                waiting = first and not self.admitted.is_set()
                 try:
-                    item = self.items.get(timeout=first_timeout_s if first else None)
+                    item = self.items.get(timeout=admit_timeout_s if waiting else None)
                 except queue.Empty:
+                    if self.admitted.is_set():
+                        continue
                     raise busy_error() from None
                 first = False
                 if item is self._END:

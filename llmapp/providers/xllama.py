@@ -286,6 +286,7 @@ class XllamaRuntime(LocalRuntime):
                     return True
 
             server = self._acquire(channel)
+            channel.admit()
             try:
                 with self._generating():
                     result = server.server.handle_chat_completions(body, on_event)
