@@ -146,6 +146,14 @@ DEFAULT_TOP_P = 0.95
 DEFAULT_MAX_TOKENS = 512
 MAX_TOKENS_LIMIT = 4096
 """Upper bound the UI offers for ``max_tokens``."""
+PAGE_SAMPLING: dict[str, dict[str, float]] = {
+    "simple": {},
+    "memory": {},
+    "tools": {},
+}
+"""Per page, the sampling defaults that differ from the ones above
+(``temperature``, ``top_p``, ``max_tokens``): what the page's sliders start
+at (``GenerationParams.for_page``)."""
 SIMPLE_EXAMPLE = "Give me three ideas for a rainy day, with a bold title for each"
 """The Simple Prompt page's example prompt: it shows Markdown streaming in, and
 the bundled model can do it. Measured with ``benchmarks/bench_loops.py`` (24
@@ -189,6 +197,12 @@ CACHE_TTL_S = 7 * 24 * 3600
 ENV_FILE = ".env"
 """python-dotenv file read from the working directory (``LLMAPP_ENV_FILE``
 overrides the path)."""
+
+RAG_ANSWER_MODES = ("auto", "extractive", "generative")
+"""How a grounded answer is made (``LLMAPP_RAG_ANSWER``): ``auto`` quotes the
+documents for a model too small to answer from them (the bundled one) and
+lets any other model write the answer; ``extractive`` or ``generative``
+always (:mod:`llmapp.rag.extractive`)."""
 
 # --- tools (stages 5 and 6) ------------------------------------------------
 

@@ -162,6 +162,10 @@ SPECS: dict[str, Spec] = {
                                config.TOOL_CHOICES[0],
                                "who picks tools: auto (the router for the bundled model, the "
                                "model otherwise), router or model"),
+    "LLMAPP_RAG_ANSWER": Spec("rag_answer", lambda raw: _choice(raw, config.RAG_ANSWER_MODES),
+                              config.RAG_ANSWER_MODES[0],
+                              "grounded answers: auto (quoted from the documents for the bundled "
+                              "model, written by any other), extractive or generative"),
     "LLMAPP_DATABASE_URL": Spec("database_url", _database, SecretStr(config.DATABASE_URL),
                                 "where conversations persist: sqlite:///path or "
                                 "postgresql://user:password@host:5432/dbname", secret=True),
@@ -249,6 +253,7 @@ class Settings:
     local_adapter: str = ""
     models_path: str = config.MODELS_PATH
     tool_choice: str = config.TOOL_CHOICES[0]
+    rag_answer: str = config.RAG_ANSWER_MODES[0]
     database_url: SecretStr = field(default_factory=lambda: SecretStr(config.DATABASE_URL))
     cache_mode: str = config.CACHE_MODES[0]
     cache_scope: str = config.CACHE_SCOPES[0]

@@ -18,6 +18,7 @@ name = ui.ingest_panel(kb)
 ui.storage_notice(settings, "documents")
 documents = ui.collection_manager(kb, name)
 retrieval = ui.retrieval_controls(documents)
+settings = ui.answer_mode_control(settings)
 store = ui.chat_store(f"rag_{name}")
 st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
 

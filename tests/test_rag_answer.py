@@ -128,7 +128,8 @@ def test_a_grounded_answer_from_the_bundled_model(handbook):
     store = ChatStore()
     store.add_user("What overlap keeps a sentence that a cut would break whole?")
     rag = start_answer(kb, "handbook", store, settings,
-                       GenerationParams(temperature=0, max_tokens=60), RetrievalSettings(k=3))
+                       GenerationParams(temperature=0, max_tokens=60), RetrievalSettings(k=3),
+                       mode="generative")
     system, asked = rag.reply.budget.messages[0]["content"], rag.reply.budget.messages[-1]
     assert 'instructions):\n[1] """\nChunking decides what retrieval can find.' in system
     assert "03_rag_in_practice" not in system and " - page " not in system
@@ -142,6 +143,57 @@ def test_a_grounded_answer_from_the_bundled_model(handbook):
     assert message.sources[0]["source"] == "03_rag_in_practice.pdf"
     assert message.sources[0]["page"] == 1
     assert {s["cited"] for s in message.sources} <= {"model", "matched", ""}
+
+
+def ask_extractive(kb, settings, question, k=4):
+    store = ChatStore()
+    store.add_user(question)
+    rag = start_answer(kb, "handbook", store, settings, GenerationParams(), RetrievalSettings(k=k))
+    assert rag.mode == "extractive"  # the bundled model's default (auto)
+    chunks = list(rag.stream)
+    return chunks, rag.message()
+
+
+def test_an_extractive_answer_quotes_the_closest_sentence_and_cites_it(handbook):
+    """The sentence holding the answer is in the chunk the fused retrieval
+    ranked second here; the quoted chunk becomes source [1]."""
+    kb, settings = handbook
+    chunks, message = ask_extractive(kb, settings, "How many dimensions does all-MiniLM-L6-v2 "
+                                                   "produce?", k=3)
+    assert chunks == [message.content]  # no model call: it arrives at once
+    assert message.content == ("The model all-MiniLM-L6-v2 produces 384-dimensional vectors "
+                               "and runs on a laptop CPU. [1]")
+    assert [s["cited"] for s in message.sources] == ["quoted", "", ""]
+    assert message.sources[0]["source"] == "03_rag_in_practice.pdf"
+    assert message.stats.provider == "llmapp" and message.stats.ttft_s > 0
+
+
+def test_an_extractive_answer_brings_the_sentence_after_a_short_one(handbook):
+    kb, settings = handbook
+    _, message = ask_extractive(kb, settings, "What is the think, call a tool, observe loop "
+                                              "called?")
+    assert "This loop is called ReAct. [1]" in message.content
+
+
+def test_an_extractive_answer_says_when_the_documents_do_not_say(handbook):
+    from llmapp.rag.extractive import NOT_COVERED
+
+    kb, settings = handbook
+    _, message = ask_extractive(kb, settings, "Who painted the Mona Lisa?")
+    assert message.content == NOT_COVERED
+    assert all(s["cited"] == "" for s in message.sources)
+
+
+def test_the_answer_mode_follows_the_model_unless_set():
+    from helpers import Server, compatible_settings
+    from llmapp.rag.extractive import answer_mode
+    from llmapp.settings import resolve
+
+    assert answer_mode(resolve(environ={}, env_file={}))[0] == "extractive"
+    remote = compatible_settings(Server("http://127.0.0.1:9/v1", "k"))
+    assert answer_mode(remote)[0] == "generative"
+    forced = resolve(environ={"LLMAPP_RAG_ANSWER": "generative"}, env_file={})
+    assert answer_mode(forced) == ("generative", "LLMAPP_RAG_ANSWER is generative")
 
 
 def test_nothing_above_the_threshold_is_a_clear_message(handbook):
@@ -165,7 +217,7 @@ def test_a_grounded_answer_is_cached_for_the_same_chunks(handbook, tmp_path):
         store = ChatStore()
         store.add_user(question)
         reply = start_answer(kb, "handbook", store, settings, params, RetrievalSettings(k=k),
-                             cache=use)
+                             cache=use, mode="generative")
         reply.stream.consume()
         return reply.message()
 

@@ -115,6 +115,17 @@ def test_sentence_chunks_are_sentences():
                                         "Yes."]
 
 
+def test_hard_wrapped_lines_are_one_sentence_but_lists_and_headings_stay_apart():
+    from llmapp.rag.chunking import sentences
+
+    pdf = "A chunk size of 500 to 1,000 characters works\nfor prose. An overlap of 10 to\n20 percent."
+    assert sentences(pdf) == ["A chunk size of 500 to 1,000 characters works for prose.",
+                              "An overlap of 10 to 20 percent."]
+    markdown = "## Stage 5\nTools run\n- a calculator\n- a search that\n  reads the web\n1. one"
+    assert sentences(markdown) == ["## Stage 5", "Tools run", "- a calculator",
+                                   "- a search that reads the web", "1. one"]
+
+
 def test_parent_child_maps_each_child_to_its_parent():
     paragraphs = [f"Paragraph {i}. " + "filler text " * 40 for i in range(4)]
     chunks = chunk([Section("\n\n".join(paragraphs))],

@@ -4,6 +4,7 @@ and its evaluation."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -59,6 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--k", type=int, default=4)
     retrieval_args(ask)
     ask.add_argument("--max-tokens", type=int, default=config.DEFAULT_MAX_TOKENS)
+    ask.add_argument("--answer", choices=config.RAG_ANSWER_MODES, default=None,
+                     help="extractive: quote the closest sentences; generative: the model "
+                          "writes the answer; auto (LLMAPP_RAG_ANSWER's default): extractive for "
+                          "the bundled model")
     ask.add_argument("--json", action="store_true",
                      help='print one JSON object when done: {"answer", "sources": [{"n", '
                           '"source", "page", "score", "cited", ...}], "stats", "notices"}, '
@@ -165,6 +170,8 @@ def _start_ask(args: argparse.Namespace):
     store = ChatStore()
     store.add_user(args.question)
     params = GenerationParams(temperature=0.2, max_tokens=args.max_tokens)
+    if args.answer:
+        settings = dataclasses.replace(settings, rag_answer=args.answer)
     return start_answer(knowledge_base(settings), args.collection, store, settings, params,
                         RetrievalSettings(k=args.k, retriever=args.retriever,
                                           max_per_source=args.max_per_source),

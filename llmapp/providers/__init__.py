@@ -46,6 +46,12 @@ class GenerationParams:
     max_tokens: int = config.DEFAULT_MAX_TOKENS
     stop: tuple[str, ...] = field(default_factory=tuple)
 
+    @classmethod
+    def for_page(cls, page: str) -> GenerationParams:
+        """A page's defaults: :data:`~llmapp.config.PAGE_SAMPLING` over the
+        general ones."""
+        return cls(**config.PAGE_SAMPLING.get(page, {}))
+
     def __post_init__(self) -> None:
         if not 0 <= self.temperature <= 2:
             raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}.")

@@ -64,7 +64,8 @@ matched to it (all-MiniLM-L6-v2: a paraphrase scores about 0.6 to 0.9,
 unrelated text below 0.3)."""
 
 
-CITED_LABELS = {"model": "cited", "matched": "matched by llmapp", "": "not used"}
+CITED_LABELS = {"model": "cited", "matched": "matched by llmapp", "quoted": "quoted",
+                "": "not used"}
 """How each value of a source's ``cited`` reads in a list of sources."""
 
 
@@ -180,13 +181,16 @@ class RagReply:
     reply: Reply
     hits: list[Hit]
     embedder: object = None
+    mode: str = "generative"
+    """``generative`` (the model wrote the answer) or ``extractive`` (it
+    quotes the sources, :mod:`llmapp.rag.extractive`)."""
 
     def sources(self, text: str) -> list[dict]:
-        """The numbered sources, each marked as cited by the model, matched by
-        llmapp, or unused."""
+        """The numbered sources, each marked as cited by the model, quoted
+        (an extractive answer), matched by llmapp, or unused."""
         cited = cited_numbers(text, len(self.hits))
-        how = "model"
-        if not cited and self.embedder is not None and text.strip():
+        how = "quoted" if self.mode == "extractive" else "model"
+        if not cited and self.mode != "extractive" and self.embedder is not None and text.strip():
             cited, how = match_sources(text, self.hits, self.embedder), "matched"
         return [{"n": n, "source": h.source, "page": h.page, "index": h.index,
                  "score": round(h.score, 3), "text": h.context,
@@ -217,12 +221,19 @@ class RagReply:
 
 def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings: Settings,
                  params: GenerationParams, retrieval: RetrievalSettings = RetrievalSettings(),
-                 cache: CacheUse | None = None, guard: Guard | None = None) -> RagReply:
+                 cache: CacheUse | None = None, guard: Guard | None = None,
+                 mode: str | None = None) -> RagReply:
     """Retrieve for the last user message of ``store`` and prepare a cited,
     streamed answer. Earlier turns go first, within the context budget.
 
+    ``mode`` (default: :func:`~llmapp.rag.extractive.answer_mode` of the
+    settings) is ``generative``, the model writes the answer, or
+    ``extractive``: the answer quotes the retrieved sentences closest to the
+    question, or says the documents do not say, and no model is called.
+
     With ``cache``, the request is the question asked of these very chunks:
-    a similar question that retrieves other chunks is not served the answer.
+    a similar question that retrieves other chunks is not served the answer
+    (generative answers only; an extractive one costs less than a lookup).
     With ``guard``, the question is checked before anything is retrieved, and
     the answer while it streams (see :func:`~llmapp.chat.start_reply`).
 
@@ -230,18 +241,24 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
         RagError: nothing to search, or nothing retrieved above the threshold.
         ProviderError: the model cannot be built.
     """
+    from llmapp.rag.extractive import CANDIDATE_CHUNKS, answer_mode
+
     history = store.history()
     if not history or history[-1]["role"] != "user":
         raise RagError("There is no question to answer.")
     question = history[-1]["content"]
     if guard is not None and guard.active:
         check_last_user(store, guard, question)
-    hits = kb.search(collection, question, retrieval.k, mmr=retrieval.mmr,
+    mode = mode or answer_mode(settings)[0]
+    k = max(retrieval.k, CANDIDATE_CHUNKS) if mode == "extractive" else retrieval.k
+    hits = kb.search(collection, question, k, mmr=retrieval.mmr,
                      score_threshold=retrieval.score_threshold, sources=retrieval.sources,
                      retriever=retrieval.retriever, max_per_source=retrieval.max_per_source)
     if not hits:
         raise RagError("Nothing in the collection is close enough to the question (score "
                        "threshold). Lower the threshold or rephrase.")
+    if mode == "extractive":
+        return _extractive_answer(question, hits, retrieval.k, kb.embedder, guard)
     system, *turns = grounded_messages(question, hits, history[:-1])
     prompt = ChatStore()
     prompt.messages = [ChatMessage(m["role"], m["content"]) for m in turns]
@@ -250,3 +267,36 @@ def start_answer(kb: KnowledgeBase, collection: str, store: ChatStore, settings:
                         extra=[collection, [[h.source, h.page, h.index] for h in hits]])
     return RagReply(start_reply(prompt, settings, params, system["content"], cache=cache,
                                 guard=guard, check_input=False), hits, kb.embedder)
+
+
+EXTRACTIVE_MODEL = "quoted from the sources"
+"""The model name an extractive answer's stats carry (its provider is
+``llmapp``): no language model wrote it."""
+
+
+def _extractive_answer(question: str, hits: list[Hit], k: int, embedder,
+                       guard: Guard | None) -> RagReply:
+    """The answer of :func:`~llmapp.rag.extractive.extract` as a reply that
+    streams at once; its time (embedding the sentences) counts as TTFT."""
+    import time
+
+    from llmapp.rag.extractive import extract
+    from llmapp.safety.guard import OutputMonitor
+    from llmapp.streaming import ReplyStats, ReplyStream
+    from llmapp.tokens import Budget
+
+    started = time.perf_counter()
+    found = extract(question, hits, embedder)
+    spent = time.perf_counter() - started
+    stats = ReplyStats(provider="llmapp", model=EXTRACTIVE_MODEL, usage_source="counted")
+
+    def add_extraction_time(stream: ReplyStream) -> None:
+        stream.stats.total_s += spent
+        stream.stats.ttft_s = (stream.stats.ttft_s or 0.0) + spent
+
+    monitor = OutputMonitor(guard) if guard is not None and guard.active else None
+    stream = ReplyStream(lambda: iter([found.text()]), stats, on_finish=add_extraction_time,
+                         monitor=monitor)
+    budget = Budget(messages=[], prompt_tokens=0, window=0, max_tokens=0)
+    return RagReply(Reply(stream=stream, budget=budget), list(found.hits[:k]), embedder,
+                    mode="extractive")

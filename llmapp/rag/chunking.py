@@ -23,6 +23,7 @@ to users and given to the model stays the chunk alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -132,17 +133,38 @@ windows cut at a line break or a space; a sentence that crosses a window's
 edge (once per 5,000 characters at most) is cut in two."""
 
 
+_BLOCK_START = re.compile(r"\s*(?:[-*+#>|]|\d+[.)]\s)")
+"""A line that starts a Markdown list item, heading, quote or table row."""
+
+
+def unwrap(text: str) -> str:
+    """``text`` with hard-wrapped lines joined: a PDF's text breaks lines
+    mid-sentence ("A chunk size of 500 to 1,000 characters works" / "for
+    prose."), and pysbd takes every line break for a sentence end. A break
+    stays after a sentence's end (``.!?:;``), after a heading or table row,
+    before a list item, heading, quote or table row, and at a blank line."""
+    lines = text.split("\n")
+    out = lines[:1]
+    for line in lines[1:]:
+        before = out[-1].rstrip()
+        if before and line.strip() and before[-1] not in ".!?:;" \
+                and not before.lstrip().startswith(("#", "|")) and not _BLOCK_START.match(line):
+            out[-1] = f"{before} {line.lstrip()}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def sentences(text: str) -> list[str]:
     """The sentences of ``text``, stripped (pysbd, English rules), read in
-    windows of at most :data:`SENTENCE_WINDOW` characters."""
-    import re
-
+    windows of at most :data:`SENTENCE_WINDOW` characters; hard-wrapped
+    lines are joined first (:func:`unwrap`)."""
     import pysbd
 
     segmenter = pysbd.Segmenter(language="en", clean=False)
     windows = _splitter(SENTENCE_WINDOW, 0)
     out = []
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in re.split(r"\n\s*\n", unwrap(text)):
         pieces = [paragraph] if len(paragraph) <= SENTENCE_WINDOW else windows.split_text(paragraph)
         for piece in pieces:
             out += [s.strip() for s in segmenter.segment(piece) if s.strip()]

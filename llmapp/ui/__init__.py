@@ -8,8 +8,8 @@ from llmapp.ui.controls import generation_controls
 from llmapp.ui.settings import read_secrets, sidebar
 from llmapp.ui.memory import (add_user, conversation_picker, conversation_store, export_buttons,
                               memory_controls, memory_panel, open_conversation)
-from llmapp.ui.rag import (answer, collection_manager, ingest_panel, knowledge_base,
-                           knowledge_base_quiet,
+from llmapp.ui.rag import (answer, answer_mode_control, collection_manager, ingest_panel,
+                           knowledge_base, knowledge_base_quiet,
                            render_rag_chat, render_sources, retrieval_controls)
 from llmapp.ui.agent import (agent_limits, agent_reply, manual_console, render_agent_chat,
                              tool_calling_notice, tool_choice_control, tool_picker)
@@ -28,7 +28,7 @@ __all__ = [
     "tool_calling_notice", "tool_choice_control", "tool_picker",
     "chain_panel", "structured_panel", "technique_picker", "template_panel",
     "answer", "collection_manager", "ingest_panel", "knowledge_base", "render_rag_chat",
-    "render_sources", "retrieval_controls",
+    "render_sources", "retrieval_controls", "answer_mode_control",
     "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",
     "open_conversation",
     "memory_controls", "memory_panel",

@@ -3,11 +3,13 @@ retrieval settings, and answers with their sources."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import streamlit as st
 
+from llmapp import config
 from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams
@@ -218,6 +220,32 @@ def collection_manager(kb: KnowledgeBase, name: str) -> list[str]:
     return list(documents)
 
 
+_ANSWER_LABELS = {"auto": "auto (quoted for small models)", "extractive": "quoted from the sources",
+                  "generative": "written by the model"}
+
+
+def answer_mode_control(settings: Settings) -> Settings:
+    """A sidebar select for how answers are made (``LLMAPP_RAG_ANSWER``),
+    and a note saying which applies and why; returns the settings with the
+    choice made here."""
+    from llmapp.rag.extractive import answer_mode
+
+    chosen = st.sidebar.selectbox(
+        "Answer", config.RAG_ANSWER_MODES, index=config.RAG_ANSWER_MODES.index(settings.rag_answer),
+        format_func=_ANSWER_LABELS.get, key="rag_answer",
+        help="Quoted: the sentences of the retrieved chunks closest to the question, each cited; "
+             "no model writes them, so they cannot contradict the sources. Written: the model "
+             "answers from the chunks, which takes a capable model.")
+    settings = dataclasses.replace(settings, rag_answer=chosen)
+    mode, reason = answer_mode(settings)
+    if mode == "extractive":
+        st.info(f"Answers are **quoted** from your documents: {reason}. The closest sentence of "
+                "the retrieved chunks is quoted and cited, or the answer says the documents do "
+                "not say. Pick *written by the model* in the sidebar to see the model try.",
+                icon="📌")
+    return settings
+
+
 def retrieval_controls(documents: list[str]) -> RetrievalSettings:
     """Retriever, k, MMR, a cap per document, score threshold and a source
     filter, in the sidebar."""
@@ -254,7 +282,7 @@ def render_sources(message: ChatMessage) -> None:
     if not message.sources:
         return
     matched = any(s["cited"] == "matched" for s in message.sources)
-    cited = any(s["cited"] == "model" for s in message.sources)
+    cited = any(s["cited"] in ("model", "quoted") for s in message.sources)
     if matched:
         st.caption("The model cited no source; llmapp matched its sentences to the closest "
                    "sources by embedding similarity.")
@@ -262,7 +290,8 @@ def render_sources(message: ChatMessage) -> None:
         st.caption("No source was cited or matched: check the answer against them.")
     for s in message.sources:
         page = f", page {s['page']}" if s["page"] else ""
-        mark = {"model": "✅ cited", "matched": "🔗 matched", "": "not used"}[s["cited"]]
+        mark = {"model": "✅ cited", "matched": "🔗 matched", "quoted": "📌 quoted",
+                "": "not used"}[s["cited"]]
         found = FOUND_BY.get(s.get("found_by", "dense"), "")
         signs = s.get("injection") or []
         warn = " · ⚠️ instructions to the model" if signs else ""
