@@ -102,9 +102,9 @@ class Pages:
         return self._chat(turns, "simple")
 
     def memory(self, turns) -> str:
-        from llmapp.memory import Memory
+        from llmapp.memory import DEFAULT_STRATEGY, Memory
 
-        return self._chat(turns, "memory", memory=Memory("token_budget", 2))
+        return self._chat(turns, "memory", memory=Memory(DEFAULT_STRATEGY, 2))
 
     def rag(self, turns) -> str:
         from llmapp.rag.answer import ANSWER_PARAMS, RetrievalSettings, start_answer

@@ -276,6 +276,10 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         raise
     except Exception as exc:
         raise provider.describe_error(exc, settings) from exc
+    if memory is not None and memory.strategy == "profile" and not provider.picks_tools:
+        recalled = _recall(store, budget)
+        if recalled is not None:
+            return _recalled_reply(recalled, budget, monitor)
     info = provider.model_info(settings)
     stats = ReplyStats(provider=provider.name, model=provider.model_name(settings),
                        prompt_tokens=budget.prompt_tokens,
@@ -304,6 +308,40 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         monitor=monitor,
     )
     return Reply(stream=stream, budget=budget)
+
+
+RECALL_MODEL = "recalled from what you said"
+"""The model name a profile answer's stats carry (its provider is ``llmapp``)."""
+
+
+def _recall(store: ChatStore, budget: Budget):
+    """Profile memory's answer to the last message for a model too small to
+    read its profile back (the same capability that routes its tools), or
+    None: see :func:`llmapp.profile.recall`."""
+    from llmapp.profile import recall
+    from llmapp.rag.embeddings import LocalEmbeddings
+
+    profile = getattr(budget, "profile", None)
+    history = store.history()
+    if not profile or not history:
+        return None
+    return recall(history[-1]["content"], profile, LocalEmbeddings())
+
+
+def _recalled_reply(recalled, budget: Budget, monitor) -> Reply:
+    import time
+
+    started = time.perf_counter()
+    text = recalled.text()
+    stats = ReplyStats(provider="llmapp", model=RECALL_MODEL, prompt_tokens=0,
+                       usage_source="counted")
+
+    def add_time(stream: ReplyStream) -> None:
+        spent = time.perf_counter() - started
+        stream.stats.ttft_s = (stream.stats.ttft_s or 0.0) + spent
+
+    return Reply(stream=ReplyStream(lambda: iter([text]), stats, on_finish=add_time,
+                                    monitor=monitor), budget=budget)
 
 
 def check_last_user(store: ChatStore, guard: Guard, text: str | None = None) -> None:

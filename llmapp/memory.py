@@ -14,6 +14,9 @@ strategy           keeps
                    each message counted once and its count kept
 ``summary``        a running summary of older turns, written by the model,
                    plus the last ``k`` turns verbatim
+``profile``        what the user said about themselves, pinned to the
+                   system prompt in their words (:mod:`llmapp.profile`),
+                   plus the newest messages that fit, as ``token_budget``
 =================  =========================================================
 
 A turn is a user message with the replies that follow it.
@@ -28,9 +31,14 @@ from dataclasses import dataclass, field
 from llmapp.errors import ConfigError, ContextOverflowError
 from llmapp.tokens import Budget, Message, TokenCounter
 
-STRATEGIES = ("full", "window", "token_budget", "summary")
+STRATEGIES = ("full", "window", "token_budget", "summary", "profile")
 LABELS = {"full": "Full buffer", "window": "Last-k window",
-          "token_budget": "Token budget", "summary": "Summary + recent"}
+          "token_budget": "Token budget", "summary": "Summary + recent",
+          "profile": "Profile + recent"}
+DEFAULT_STRATEGY = "profile"
+"""The Memory page's default: on the bundled model, "What is my name?" after
+"Hi! My name is Priya and I live in Lisbon." got 512 tokens of place names
+and then a wrong name with ``token_budget`` (``benchmarks/bench_demo.py``)."""
 MAX_K = 1000
 
 SUMMARY_PROMPT = (
@@ -58,6 +66,8 @@ class MemoryReport(Budget):
         summary: the running summary after this turn, or None.
         summary_state: ``(summary, n_messages_folded)`` to persist for the next turn.
         earlier: how many history messages came before the new one.
+        profile: for ``profile``: the user's sentences about themselves that
+            were pinned to the system prompt.
     """
 
     strategy: str = "full"
@@ -67,6 +77,7 @@ class MemoryReport(Budget):
     summary: str | None = None
     summary_state: tuple[str, int] = ("", 0)
     earlier: int = 0
+    profile: list[str] = field(default_factory=list)
 
     @property
     def notice(self) -> str | None:
@@ -176,9 +187,16 @@ class Memory:
             raise ConfigError("There is no message to answer.")
         cache = self.cache = self.cache if self.cache is not None and \
             self.cache.counter is counter else TokenCache(counter)
-        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         history = list(history)
         older, current = history[:-1], history[-1]
+        profile: list[str] = []
+        if self.strategy == "profile":
+            from llmapp.profile import profile_block, profile_of
+
+            profile = profile_of([*older, current])
+            if profile:
+                system_prompt = "\n\n".join(p for p in (system_prompt, profile_block(profile)) if p)
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         budget = window - max_tokens
         fixed = counter.count_messages(system + [current])
         if fixed > budget:
@@ -193,7 +211,7 @@ class Memory:
         elif self.strategy == "window":
             keep = [i for turn in split_turns(older)[len(split_turns(older)) - self.k:]
                     for i in turn] if self.k else []
-        elif self.strategy == "token_budget":
+        elif self.strategy in ("token_budget", "profile"):
             keep = self._newest_that_fit(older, cache, budget - fixed, range(len(older)))
         else:
             turns = split_turns(older)
@@ -225,7 +243,7 @@ class Memory:
             dropped_messages=len(dropped), dropped_turns=0, exact=counter.exact,
             strategy=self.strategy, tokens=[cache(m) for m in sent], dropped=dropped,
             summarized=summarized, summary=summary or None, summary_state=(summary, folded),
-            earlier=len(older))
+            earlier=len(older), profile=profile)
 
     @staticmethod
     def _newest_that_fit(older: Sequence[Message], cache: TokenCache, room: int,

@@ -38,8 +38,9 @@ class ReplyStats:
             when it counted with a stand-in tokenizer.
         cost_usd: estimated price in US dollars (OpenAI models), else None.
         chunks: text chunks received.
-        stopped: why llmapp ended the reply early, or None; ``"repetition"``
-            when it began repeating itself (:class:`~llmapp.repetition.LoopGuard`),
+        stopped: why llmapp ended the reply early, or None; ``"repetition"``,
+            ``"list"`` or ``"diversity"`` when it degenerated (the
+            :class:`~llmapp.repetition.LoopGuard`'s reason),
             ``"safety"`` when the safety filter withdrew it.
         finish_reason: why the model ended, as the provider reports it:
             ``"stop"``, or ``"length"`` when it reached max tokens (the
@@ -89,8 +90,8 @@ class ReplyStats:
             parts.append(f"≈ ${self.cost_usd:.5f}")
         parts.append(f"{self.total_s:.2f} s total")
         parts.append(f"{self.model} ({self.provider})")
-        if self.stopped == "repetition":
-            parts.append("stopped: it began repeating itself")
+        if self.stopped in LoopGuard.REASONS:
+            parts.append(f"stopped: {LoopGuard.REASONS[self.stopped]}")
         if self.stopped == "safety":
             parts.append("withdrawn by the safety filter")
         if self.finish_reason == "length" and self.stopped is None:
@@ -214,7 +215,7 @@ class ReplyStream(Iterator[str]):
                 self._parts.append(text)
                 self.stats.chunks += 1
                 if self._guard is not None and self._guard.feed(text):
-                    self.stats.stopped = "repetition"
+                    self.stats.stopped = self._guard.reason
                     self._stop()
                 return text
 

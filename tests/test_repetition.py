@@ -1,6 +1,6 @@
 """The loop detector used to choose the local model's sampling defaults."""
 
-from llmapp.repetition import loops, most_repeated
+from llmapp.repetition import LoopGuard, loops, most_repeated
 
 
 def test_a_sentence_said_three_times_loops():
@@ -68,3 +68,40 @@ def test_a_looping_stream_is_stopped_and_the_model_stream_closed():
     assert text.count("green tea") == 3 and closed == [True]
     assert stream.stats.stopped == "repetition"
     assert stream.stats.summary().endswith("stopped: it began repeating itself")
+
+
+def test_a_runaway_list_of_ever_new_items_is_stopped():
+    """No 8-word run repeats in a list of new place names; the list rule
+    stops it after 25 short items."""
+    guard = LoopGuard()
+    places = [f"Vila {name}" for name in ("Nova", "Real", "Verde", "Franca", "Alta", "Baixa")]
+    text = ", ".join(f"{p} {i}" for i in range(10) for p in places)
+    pieces = [text[i:i + 5] for i in range(0, len(text), 5)]
+    fed = 0
+    while not guard.feed(pieces[fed]):
+        fed += 1
+    assert guard.reason == "list" and 25 * 10 < sum(map(len, pieces[:fed + 1])) < 30 * 14
+
+
+def test_ordinary_lists_and_prose_are_not_stopped():
+    guard = LoopGuard()
+    steps = "\n".join(f"{i}. {step}" for i, step in enumerate(
+        ("Boil fresh water.", "Warm the pot with a splash of it.", "Add one spoon of leaves per "
+         "cup.", "Pour the water while it still bubbles.", "Wait three to five minutes.",
+         "Strain into cups.", "Add milk or lemon if you like."), start=1))
+    prose = ("Lisbon is the capital of Portugal, a city of hills, trams and tiled facades. "
+             "It sits on the Tagus estuary, and its old quarters, Alfama and Mouraria, survived "
+             "the earthquake of 1755 that destroyed much of the rest. ") * 1
+    fruit = "Apples, pears, plums, cherries, grapes, figs and dates all grow in Portugal."
+    for text in (steps, prose, fruit):
+        assert not guard.feed(text + "\n"), guard.reason
+
+
+def test_a_collapsing_vocabulary_is_stopped_even_without_a_repeated_run():
+    import random
+
+    rng = random.Random(7)
+    words = "red blue green star moon sun sky sea day night rain wind".split()
+    text = " ".join(rng.choice(words) + ("." if rng.random() < 0.1 else "") for _ in range(400))
+    guard = LoopGuard(n=40)  # no 40-word run repeats: only the diversity rule can trip
+    assert guard.feed(text) and guard.reason == "diversity"

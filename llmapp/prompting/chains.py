@@ -118,7 +118,7 @@ def _streamed(model: BaseChatModel, name: str, role: str, prompt) -> Step:
             yield from stream
         finally:
             stream.close()  # frees the local model's slot at once when the reader stops
-            if stream.stats.stopped == "repetition":
+            if stream.stats.stopped in LoopGuard.REASONS:
                 step.notes.append(LOOP_NOTE)
             step.output = stream.text.strip()
             step.seconds = time.perf_counter() - started

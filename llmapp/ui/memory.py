@@ -11,7 +11,7 @@ from llmapp.chat import ChatStore
 from llmapp.conversations import ConversationStore, PersistedChatStore, StoreError
 from llmapp.errors import LlmappError
 from llmapp.export import ExportError, to_finetune_jsonl, to_json, to_markdown
-from llmapp.memory import LABELS, MAX_K, STRATEGIES, Memory, MemoryReport
+from llmapp.memory import DEFAULT_STRATEGY, LABELS, MAX_K, STRATEGIES, Memory, MemoryReport
 from llmapp.settings import Settings
 from llmapp.storage.urls import sqlite_file
 from llmapp.ui.chat import render_message
@@ -165,7 +165,7 @@ def memory_controls(window: int, max_tokens: int) -> Memory:
     its token cache survives reruns."""
     left, right = st.columns([2, 1])
     strategy = left.selectbox("Memory strategy", STRATEGIES, format_func=LABELS.get,
-                              index=STRATEGIES.index("token_budget"), key="memory_strategy")
+                              index=STRATEGIES.index(DEFAULT_STRATEGY), key="memory_strategy")
     if strategy in ("window", "summary"):
         k = right.number_input("Turns kept verbatim (k)", 0, MAX_K, 2, key="memory_k",
                                help="A turn is your message and the reply to it.")
@@ -196,6 +196,13 @@ def memory_panel(report: MemoryReport | None) -> None:
                  else m["content"][:300] + "…"}
                 for i, (m, t) in enumerate(zip(report.messages, report.tokens, strict=True))]
         st.dataframe(rows, hide_index=True, width="stretch")
+        if report.strategy == "profile":
+            if report.profile:
+                st.info("**Your profile**, pinned to the system prompt in your words:\n\n"
+                        + "\n".join(f"- {fact}" for fact in report.profile), icon="🪪")
+            else:
+                st.caption("Your profile is empty: tell the model something about yourself "
+                           "(\"My name is …\", \"I live in …\").")
         if report.summary:
             st.info(f"Summary of messages 1–{len(report.summarized)}: {report.summary}",
                     icon="🗜️")

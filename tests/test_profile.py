@@ -1,0 +1,84 @@
+"""Profile memory: the user's sentences about themselves, pinned and recalled."""
+
+import pytest
+
+from helpers import LengthCounter
+from llmapp.memory import Memory
+from llmapp.profile import (Recall, is_about_the_user, profile_block, profile_of, recall,
+                            second_person, statements)
+
+
+def test_statements_are_the_users_sentences_about_themselves():
+    said = "Hi! My name is Priya and I live in Lisbon. What's the weather like there? It rains."
+    assert statements(said) == ["My name is Priya and I live in Lisbon."]
+    assert statements("Our wedding anniversary is on 14 June.") == [
+        "Our wedding anniversary is on 14 June."]
+    assert statements("What is my name?") == [] and statements("Tell me a joke.") == []
+
+
+def test_the_profile_keeps_each_statement_once_and_only_the_users():
+    history = [{"role": "user", "content": "I'm allergic to peanuts."},
+               {"role": "assistant", "content": "I am an assistant and my name is Bot."},
+               {"role": "user", "content": "I'm allergic to peanuts. I work as a nurse."}]
+    assert profile_of(history) == ["I'm allergic to peanuts.", "I work as a nurse."]
+    assert profile_block([]) == ""
+    assert profile_block(profile_of(history)).endswith("- I work as a nurse.")
+
+
+def test_said_back_in_the_second_person():
+    assert second_person("My name is Priya and I live in Lisbon.") == \
+        "your name is Priya and you live in Lisbon."
+    assert second_person("I'm allergic to peanuts, I was born in May.") == \
+        "you're allergic to peanuts, you were born in May."
+    assert Recall("My cat is called Mochi.", 0.6).text() == "You told me: your cat is called Mochi."
+
+
+def test_only_questions_about_the_user_are_recalled():
+    assert is_about_the_user("What is my name?") and is_about_the_user("Remind me, where I live?")
+    assert not is_about_the_user("What's 2 plus 2?")  # not about the user
+    assert not is_about_the_user("What should I cook tonight?")  # advice, not a fact
+    assert not is_about_the_user("My name is Priya.")  # a statement
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from llmapp.rag.embeddings import LocalEmbeddings
+
+    return LocalEmbeddings()
+
+
+def test_recall_finds_the_sentence_that_answers(embedder):
+    profile = ["My name is Priya and I live in Lisbon.", "I'm allergic to peanuts.",
+               "My cat is called Mochi and she is three years old."]
+    assert recall("What am I allergic to?", profile, embedder).fact == "I'm allergic to peanuts."
+    assert "Mochi" in recall("What is my cat's name?", profile, embedder).text()
+    assert recall("How do I reset my password?", profile, embedder) is None  # nothing close
+    assert recall("What is my name?", [], embedder) is None
+
+
+def test_profile_memory_pins_the_profile_to_the_system_prompt():
+    history = [{"role": "user", "content": "Hi! My name is Priya and I live in Lisbon."},
+               {"role": "assistant", "content": "Nice to meet you."},
+               {"role": "user", "content": "What is my name?"}]
+    report = Memory("profile").select("Be brief.", history, LengthCounter(), 400, 50)
+    assert report.profile == ["My name is Priya and I live in Lisbon."]
+    system = report.messages[0]["content"]
+    assert system.startswith("Be brief.\n\nWhat the user has told you about themselves")
+    assert system.endswith("- My name is Priya and I live in Lisbon.")
+    assert [m["role"] for m in report.messages] == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.slow
+def test_the_bundled_model_recalls_from_the_profile_without_a_model_call():
+    from llmapp.chat import ChatMessage, ChatStore, start_reply
+    from llmapp.providers import GenerationParams
+    from llmapp.settings import resolve
+
+    store = ChatStore()
+    store.add_user("Hi! My name is Priya and I live in Lisbon.")
+    store.add(ChatMessage("assistant", "Hello! How can I help?"))
+    store.add_user("What is my name?")
+    reply = start_reply(store, resolve(environ={}, env_file={}), GenerationParams(),
+                        memory=Memory("profile"))
+    assert list(reply.stream) == ["You told me: your name is Priya and you live in Lisbon."]
+    assert reply.message().stats.provider == "llmapp"
