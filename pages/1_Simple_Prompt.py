@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from llmapp import config, ui
+from llmapp import ui
 
 st.set_page_config(page_title="1 · Simple prompt", page_icon="💬")
 settings = ui.sidebar()
@@ -16,7 +16,7 @@ st.caption("A system prompt, sampling controls, and one model call per turn. The
 ui.local_model_notice(settings)
 
 ui.render_chat(store)
-if prompt := st.chat_input(f"Ask anything, e.g. '{config.SIMPLE_EXAMPLE}'"):
+if prompt := ui.chat_prompt("simple", "Ask anything"):
     ui.render_message(store.add_user(prompt))
 if store.awaiting_reply:
     ui.respond(store, settings, params, system_prompt)

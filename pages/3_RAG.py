@@ -23,7 +23,7 @@ store = ui.chat_store(f"rag_{name}")
 st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
 
 ui.render_rag_chat(store)
-if prompt := st.chat_input(f"Ask the {name} collection", disabled=not documents):
+if prompt := ui.chat_prompt("rag", f"Ask the {name} collection", disabled=not documents):
     ui.render_message(store.add_user(prompt))
 if store.awaiting_reply:
     ui.answer(kb, name, store, settings, retrieval)

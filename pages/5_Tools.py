@@ -19,8 +19,7 @@ ui.tool_calling_notice(settings)
 ui.manual_console(tools)
 
 ui.render_agent_chat(store)
-if prompt := st.chat_input("Ask something a tool can answer, e.g. "
-                           "How many words are in 'the quick brown fox jumps'?"):
+if prompt := ui.chat_prompt("tools", "Ask something a tool can answer"):
     ui.render_message(store.add_user(prompt))
 if store.awaiting_reply:
     ui.agent_reply(store, settings, tools, max_model_calls=2, max_tool_calls=3, params=params)

@@ -19,7 +19,7 @@ ui.tool_calling_notice(settings)
 ui.manual_console(tools)
 
 ui.render_agent_chat(store)
-if prompt := st.chat_input("Ask something that needs a tool, e.g. 'What is 23*19?'"):
+if prompt := ui.chat_prompt("agent", "Ask something that needs a tool"):
     ui.add_user(store, prompt)
 if store.awaiting_reply:
     ui.agent_reply(store, settings, tools, max_model_calls=max_model_calls,

@@ -159,3 +159,12 @@ def test_tuning_benchmark_trains_and_compares():
                     "--held-out", "2")
     assert data["train"]["steps"] == 2 and data["held_out"] == 2  # 10 examples, batches of 8
     assert set(data["totals"]) == {"base", "tuned"} and data["speed_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_demo_benchmark_checks_the_rag_examples():
+    """Quoted answers are deterministic: the RAG page's examples are all right."""
+    out, data = bench("bench_demo.py", "demo.json", "--samples", "1", "--split", "none",
+                      "--page", "rag")
+    assert data["summary"]["examples"]["rag"] == {"right": 3, "of": 3, "share": 1.0}
+    assert "right answers on the bundled model" in out

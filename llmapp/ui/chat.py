@@ -171,3 +171,23 @@ def respond(store: ChatStore, settings: Settings, params: GenerationParams,
         store.summary_state = reply.budget.summary_state
     reply_controls(store)
     return message
+
+
+def chat_prompt(page: str, placeholder: str, disabled: bool = False) -> str | None:
+    """The user's next message: one of the page's examples, clicked
+    (:func:`llmapp.demo.prompts`, as pills above the input), or what they
+    typed. None when there is none, or it is only whitespace."""
+    from llmapp.demo import prompts
+
+    options = prompts(page)
+    clicked = f"_example_{page}"
+    if options:
+        def pick() -> None:  # one click sends once: the pill does not stay selected
+            st.session_state[clicked] = st.session_state[f"{clicked}_pills"]
+            st.session_state[f"{clicked}_pills"] = None
+
+        st.pills("Try an example", options, key=f"{clicked}_pills", on_change=pick,
+                 disabled=disabled, label_visibility="collapsed")
+    typed = st.chat_input(placeholder, disabled=disabled)
+    text = st.session_state.pop(clicked, None) or typed
+    return text if text and text.strip() else None

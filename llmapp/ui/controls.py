@@ -29,10 +29,11 @@ def generation_controls(settings: Settings, page: str,
                                   key=f"{page}_system", height=110,
                                   help="Sent first, on every turn: the model's persona and rules."
                                   ) if system else ""
-    temperature = bar.slider("Temperature", 0.0, 2.0, config.DEFAULT_TEMPERATURE, 0.05,
+    defaults = GenerationParams.for_page(page)
+    temperature = bar.slider("Temperature", 0.0, 2.0, defaults.temperature, 0.05,
                              key=f"{page}_temperature", disabled=not sampling,
                              help="0 picks the likeliest token every time; higher is more varied.")
-    top_p = bar.slider("Top p", 0.05, 1.0, config.DEFAULT_TOP_P, 0.05, key=f"{page}_top_p",
+    top_p = bar.slider("Top p", 0.05, 1.0, defaults.top_p, 0.05, key=f"{page}_top_p",
                        disabled=not sampling,
                        help="Sample only from the smallest set of tokens whose probability "
                             "adds up to p.")
@@ -40,7 +41,7 @@ def generation_controls(settings: Settings, page: str,
         bar.caption(f"`{provider.model_name(settings)}` is a reasoning model: it accepts only "
                     "the default temperature and top p.")
     limit = max(16, min(config.MAX_TOKENS_LIMIT, window // 2))
-    max_tokens = bar.slider("Max tokens", 16, limit, min(config.DEFAULT_MAX_TOKENS, limit), 16,
+    max_tokens = bar.slider("Max tokens", 16, limit, min(defaults.max_tokens, limit), 16,
                             key=f"{page}_max_tokens",
                             help=f"Longest reply, in tokens. The model's window is {window} "
                                  "tokens; older turns are dropped to make room.")

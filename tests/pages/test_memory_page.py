@@ -18,6 +18,26 @@ def panel_rows(at):
     return frame.value.to_dict("records")
 
 
+def test_the_examples_are_one_click_and_the_demo_recalls_the_name(app, db_url):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    [pills] = at.pills
+    assert pills.options[:2] == ["Hi! My name is Priya and I live in Lisbon.", "What is my name?"]
+    pills.set_value("Hi! My name is Priya and I live in Lisbon.").run()
+    assert at.pills[0].value is None  # sent once, not kept selected
+    at.pills[0].set_value("What is my name?").run()
+    assert not at.exception
+    said = [m.markdown[0].value for m in at.chat_message if m.name == "user"]
+    assert said == ["Hi! My name is Priya and I live in Lisbon.", "What is my name?"]
+    assert at.chat_message[-1].markdown[0].value == \
+        "You told me: your name is Priya and you live in Lisbon."
+
+
+def test_whitespace_only_input_is_ignored(app, db_url):
+    at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
+    at.chat_input[0].set_value("   \n ").run()
+    assert not at.exception and len(at.chat_message) == 0
+
+
 def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path):
     # safety off: this test counts replies, and the offline filter withdraws a few
     # per cent of the bundled model's harmless ones (a withdrawn reply cannot be rated)
@@ -28,8 +48,12 @@ def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path)
     assert not at.exception
     assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
     rows = panel_rows(at)
-    # token budget (the default) sent the first turn back with the second question
+    # profile memory (the default) pinned "My name is Ada." to the system prompt, sent
+    # the first turn back with the second question, and answered from the profile
     assert [r["role"] for r in rows] == ["system", "user", "assistant", "user"]
+    assert rows[0]["content"].endswith("in their words:\n- My name is Ada.")
+    assert at.chat_message[3].markdown[0].value == "You told me: your name is Ada."
+    assert "Your profile" in texts(at)
     assert rows[1]["content"] == "My name is Ada." and rows[3]["content"] == "What is my name?"
     # the panel shows each message's first 300 characters
     assert rows[2]["content"].strip().rstrip("…") in at.chat_message[1].markdown[0].value

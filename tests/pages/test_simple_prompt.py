@@ -22,6 +22,21 @@ def test_a_prompt_gets_a_streamed_answer_with_stats(app):
     assert "(local)" in stats
 
 
+def test_an_example_is_sent_in_one_click_at_the_pages_temperature(app):
+    from llmapp.demo import prompts
+
+    at = app(PAGE)
+    [pills] = at.pills
+    assert pills.options == prompts("simple")
+    temperature = next(s for s in at.sidebar.slider if s.label == "Temperature")
+    assert temperature.value == 0.3  # this page's default (config.PAGE_SAMPLING)
+    pills.set_value(prompts("simple")[0]).run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert at.chat_message[0].markdown[0].value == prompts("simple")[0]
+    assert at.pills[0].value is None
+
+
 def test_the_chat_survives_reruns_and_clears(app):
     at = app(PAGE)
     at.chat_input[0].set_value("Hello!").run()
