@@ -80,3 +80,12 @@ def test_a_nul_character_is_a_tool_error():
     """Python before 3.12 raises ValueError, not SyntaxError, for a NUL."""
     with pytest.raises(ToolError, match="not arithmetic"):
         calculate("1\x00+1")
+
+
+def test_of_names_no_operator_by_itself():
+    """Found by bench_demo: "of" allowed ``*``, and the bundled model wrote
+    "2 * 10" for "2 to the power of 10"."""
+    from llmapp.tools.arithmetic import question_operators
+
+    assert question_operators("What is 2 to the power of 10?") == ["**"]
+    assert question_operators("What is 15% of 240?") == ["*", "/"]

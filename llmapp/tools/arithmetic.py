@@ -132,13 +132,14 @@ OPERATOR_WORDS = (
     ("+", r"\+|\bplus\b|\badd|\bsum\b|\btotal\b|\band\b|\bmore\b"),
     ("-", (r"(?<![a-z])-(?![a-z])|\bminus\b|\bsubtract|\bless\b|\baway\b|\bdifference\b"
            r"|\bleft\b|\bfewer\b|\bremain")),
-    ("*", (r"(?<!\*)\*(?!\*)|×|\btimes\b|\bmultipl|\bproduct\b|%|\bpercent|\bof\b"
+    ("*", (r"(?<!\*)\*(?!\*)|×|\btimes\b|\bmultipl|\bproduct\b|%|\bpercent"
            r"|\bdouble\b|\btwice\b|\btriple\b|\beach\b")),
     ("/", r"/|÷|\bdivide|\bper\b|\bover\b|%|\bpercent|\bsplit\b|\bhalf\b|\baverage\b|\bshare"),
     ("**", r"\*\*|\^|\bpower\b|\bsquared?\b|\bcubed?\b|\bexponent"),
 )
 """Which operators a question's words allow; a question that names none
-allows all five."""
+allows all five. "of" names none by itself: with it, "What is 2 to the
+power of 10?" allowed ``*`` too, and the bundled model wrote "2 * 10"."""
 _ESCAPED = {"+": r"\+", "-": "-", "*": r"\*", "/": "/", "**": r"\*\*"}
 MAX_OPERANDS = 5
 """Up to this many numbers, the pattern lists each allowed order; beyond, any
