@@ -15,7 +15,12 @@ Each answer gets the automatic check its question carries
 titles, the right tool result, a refusal when the documents do not say).
 Target (issue 29): 90% on the examples and on the held-out questions.
 
-    python benchmarks/bench_demo.py [--samples 3] [--split dev|test|all] [--page rag ...]
+``--baseline`` runs the same questions the way the pages answered before
+(generated RAG answers, token-budget memory, temperature 0.7): the before
+and after of the README.
+
+    python benchmarks/bench_demo.py [--samples 3] [--split dev|test|all|none] [--page rag ...]
+                                    [--baseline]
 """
 
 from __future__ import annotations
@@ -55,10 +60,11 @@ def held_out(split: str) -> list[tuple[str, Example]]:
 class Pages:
     """Runs a page's example through the library calls the page makes."""
 
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(self, settings: Settings, workdir: Path, baseline: bool = False) -> None:
         from llmapp.safety import guard_for
 
         self.settings = settings
+        self.baseline = baseline
         self.guard = guard_for(settings)
         self.workdir = workdir
         self._kb = None
@@ -83,7 +89,7 @@ class Pages:
         from llmapp.providers import GenerationParams
 
         store = ChatStore()
-        params = GenerationParams.for_page(page)
+        params = GenerationParams() if self.baseline else GenerationParams.for_page(page)
         text = ""
         for turn in turns:
             store.add_user(turn)
@@ -104,7 +110,8 @@ class Pages:
     def memory(self, turns) -> str:
         from llmapp.memory import DEFAULT_STRATEGY, Memory
 
-        return self._chat(turns, "memory", memory=Memory(DEFAULT_STRATEGY, 2))
+        strategy = "token_budget" if self.baseline else DEFAULT_STRATEGY
+        return self._chat(turns, "memory", memory=Memory(strategy, 2))
 
     def rag(self, turns) -> str:
         from llmapp.rag.answer import ANSWER_PARAMS, RetrievalSettings, start_answer
@@ -112,7 +119,8 @@ class Pages:
         store = ChatStore()
         store.add_user(turns[-1])
         rag = start_answer(self.kb(), "handbook", store, self.settings, ANSWER_PARAMS,
-                           RetrievalSettings(), guard=self.guard)
+                           RetrievalSettings(), guard=self.guard,
+                           mode="generative" if self.baseline else None)
         rag.stream.consume()
         return rag.message().content
 
@@ -123,7 +131,8 @@ class Pages:
 
         answer, results = "", []
         for event in run_with_tools(self.settings, available_tools(), turns[-1],
-                                    params=GenerationParams.for_page("tools"), max_model_calls=2,
+                                    params=GenerationParams() if self.baseline
+                                    else GenerationParams.for_page("tools"), max_model_calls=2,
                                     max_tool_calls=3, guard=self.guard):
             if event.kind == "answer":
                 answer = event.text
@@ -167,11 +176,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--split", choices=("dev", "test", "all", "none"), default="dev")
     parser.add_argument("--page", nargs="*", choices=PAGES, default=list(PAGES))
+    parser.add_argument("--baseline", action="store_true",
+                        help="as before issue 29: generated RAG answers, token-budget memory, "
+                             "temperature 0.7 everywhere (the examples stay the new ones)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = resolve(environ={"LLMAPP_CHROMA_PATH": str(Path(tmp) / "chroma")},
                            env_file={})
-        pages = Pages(settings, Path(tmp))
+        pages = Pages(settings, Path(tmp), baseline=args.baseline)
         items = [("examples", e) for e in EXAMPLES]
         if args.split != "none":
             items += held_out(args.split)
@@ -185,7 +197,8 @@ def main() -> None:
         cells = [f"{by_page[p]['share']:.0%} of {by_page[p]['of']}" if p in by_page else "—"
                  for p in (*PAGES, "all")]
         print(f"  {label:10s}" + "".join(f"{c:>12s}" for c in cells))
-    print(f"wrote {save('demo.json', {'samples': args.samples, 'summary': summary, 'rows': rows})}")
+    name = "demo_baseline.json" if args.baseline else "demo.json"
+    print(f"wrote {save(name, {'samples': args.samples, 'summary': summary, 'rows': rows})}")
 
 
 if __name__ == "__main__":

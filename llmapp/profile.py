@@ -63,7 +63,7 @@ def statements(text: str) -> list[str]:
     out = []
     for sentence in sentences(text):
         sentence = _GREETING.sub("", sentence).strip()
-        if len(sentence.split()) < 3 or sentence.endswith("?"):
+        if len(sentence.split()) < 2 or sentence.endswith("?"):
             continue
         if _QUESTION_START.match(sentence) or not _FIRST_PERSON.search(sentence):
             continue

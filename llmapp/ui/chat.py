@@ -186,8 +186,8 @@ def chat_prompt(page: str, placeholder: str, disabled: bool = False) -> str | No
             st.session_state[clicked] = st.session_state[f"{clicked}_pills"]
             st.session_state[f"{clicked}_pills"] = None
 
-        st.pills("Try an example", options, key=f"{clicked}_pills", on_change=pick,
-                 disabled=disabled, label_visibility="collapsed")
+        st.bottom.pills("Try an example", options, key=f"{clicked}_pills", on_change=pick,
+                        disabled=disabled, label_visibility="collapsed")  # above the input
     typed = st.chat_input(placeholder, disabled=disabled)
     text = st.session_state.pop(clicked, None) or typed
     return text if text and text.strip() else None

@@ -14,7 +14,7 @@ from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
 from llmapp.providers import GenerationParams
 from llmapp.rag import IngestError, RagError
-from llmapp.rag.answer import ANSWER_PARAMS, RetrievalSettings, start_answer
+from llmapp.rag.answer import ANSWER_PARAMS, EXTRACTIVE_MODEL, RetrievalSettings, start_answer
 from llmapp.rag.chunking import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CHUNK_SIZE,
@@ -23,6 +23,7 @@ from llmapp.rag.chunking import (
     ChunkSettings,
 )
 from llmapp.rag.embeddings import LocalEmbeddings, get_embedder
+from llmapp.rag.extractive import FLOOR
 from llmapp.rag.loaders import SUPPORTED, display_name
 from llmapp.rag.store import DEFAULT_COLLECTION, RETRIEVERS, KnowledgeBase, make_client
 from llmapp.settings import Settings
@@ -283,7 +284,11 @@ def render_sources(message: ChatMessage) -> None:
         return
     matched = any(s["cited"] == "matched" for s in message.sources)
     cited = any(s["cited"] in ("model", "quoted") for s in message.sources)
-    if matched:
+    quoting = message.stats is not None and message.stats.model == EXTRACTIVE_MODEL
+    if quoting and not cited:
+        st.caption(f"No sentence of these chunks was close enough to the question (similarity "
+                   f"below {FLOOR}), so nothing was quoted.")
+    elif matched:
         st.caption("The model cited no source; llmapp matched its sentences to the closest "
                    "sources by embedding similarity.")
     elif not cited:
