@@ -233,6 +233,11 @@ def run_routed_agent(settings: Settings, tools: Mapping[str, BaseTool], question
         results.append((tool.name, arguments.args, text))
         if ok and guide and guide.result_is_answer and guide.answer_phrases:
             phrases += guide.answer_phrases(text, part)
+    stated = _stated_by_llmapp(settings, tools, results)
+    if stated:
+        yield AgentEvent("token", text=stated)
+        yield AgentEvent("answer", text=stated)
+        return
     messages = answer_messages(question, results, history, as_json=bool(phrases))
     if phrases:
         yield from _stated_answer(settings, params, messages, phrases)
@@ -240,6 +245,25 @@ def run_routed_agent(settings: Settings, tools: Mapping[str, BaseTool], question
         yield from _answer(settings, grounded_params(params), messages)
     else:
         yield from _answer(settings, params, messages)
+
+
+def _stated_by_llmapp(settings: Settings, tools: Mapping[str, BaseTool],
+                      results: Sequence[tuple[str, dict, str]]) -> str:
+    """For a model too small to word an answer (the bundled one), the answer
+    when every tool that ran succeeded and its result answers the question by
+    itself: each tool's own sentence (:attr:`~llmapp.tools.base.ToolGuide.state`),
+    e.g. "23 * 19 = 437"; else "". Under a grammar that made it state the
+    result, the 135M model still wrapped it in nonsense ("./2022/08/16/23*19
+    is 43_56_10.jsx / 2022-08-16 23,17.10:20.437")."""
+    if not results or active_provider(settings)[0].picks_tools:
+        return ""
+    sentences = []
+    for name, args, text in results:
+        guide = guide_of(tools[name])
+        if text.startswith("Error:") or not (guide and guide.result_is_answer and guide.state):
+            return ""
+        sentences.append(guide.state(args, text))
+    return " ".join(sentences)
 
 
 def grounded_params(params: GenerationParams) -> GenerationParams:

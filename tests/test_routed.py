@@ -110,14 +110,18 @@ def test_the_agent_pages_example_runs_on_the_bundled_model(local_settings):
     assert call.name == "calculator" and call.decided_by.startswith(
         "chosen by similarity to examples (")
     assert result.text == "437" and result.ok and result.plain
-    assert "437" in answer.text  # the answer's grammar makes it state the result
+    # stated by llmapp: under a grammar that made it state 437, the bundled model
+    # still wrapped it in nonsense
+    assert answer.text == "23 * 19 = 437"
 
 
 @pytest.mark.slow
 def test_two_clauses_take_two_tools_and_the_limits_hold(local_settings):
     question = "What is 23*19, and what time is it in Tokyo?"
-    both = [e.name for e in events_of(local_settings, question) if e.kind == "tool_call"]
+    events = events_of(local_settings, question)
+    both = [e.name for e in events if e.kind == "tool_call"]
     assert sorted(both) == ["calculator", "current_datetime"]
+    assert "23 * 19 = 437" in events[-1].text and "It is " in events[-1].text
     one = events_of(local_settings, question, max_tool_calls=1)
     assert [e.kind for e in one] == ["tool_call", "tool_result", "limit", "answer"]
     # the clock's arguments come from the question (no model call); the

@@ -239,4 +239,5 @@ guided(calculator, ToolGuide(
     hint="Write the question's arithmetic: plus is +, minus is -, times is *, divided by is /, "
          "to the power of is **.",
     narrow=_narrow, result_is_answer=True,
-    answer_phrases=lambda result, question: _phrases(result)))
+    answer_phrases=lambda result, question: _phrases(result),
+    state=lambda args, result: f"{args['expression']} = {_phrases(result)[-1]}"))

@@ -41,6 +41,9 @@ class ToolGuide:
             the phrases of which the model's answer must state one (a
             grammar enforces it), e.g. ``["437"]``; only used when
             ``result_is_answer``.
+        state: optional; given the arguments and the result, the answer in
+            one sentence ("23 * 19 = 437"): what a model too small to word
+            the answer says instead (only used when ``result_is_answer``).
         relevance: optional; given the question, a cosine similarity from the
             tool's own data that the router takes when it beats the examples'.
             The knowledge base's is its best chunk's: whether a question is
@@ -54,6 +57,7 @@ class ToolGuide:
     hint: str = ""
     answer_phrases: Callable[[str, str], list[str]] | None = None
     relevance: Callable[[str], float] | None = None
+    state: Callable[[Mapping[str, Any], str], str] | None = None
     requests: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

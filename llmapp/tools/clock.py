@@ -89,4 +89,5 @@ guided(current_datetime, ToolGuide(
         ("Is it morning in London right now?", {"timezone": "Europe/London"}),
         ("What year is it?", {"timezone": "UTC"}),
     ),
-    narrow=_narrow, result_is_answer=True, answer_phrases=_phrases))
+    narrow=_narrow, result_is_answer=True, answer_phrases=_phrases,
+    state=lambda args, result: f"It is {result}."))

@@ -77,4 +77,5 @@ guided(word_count, ToolGuide(
         ("Tell me the number of words in 'keep calm and carry on'",
          {"text": "keep calm and carry on"}),
     ),
-    narrow=_narrow, result_is_answer=True, answer_phrases=_phrases))
+    narrow=_narrow, result_is_answer=True, answer_phrases=_phrases,
+    state=lambda args, result: f"\"{args['text']}\" has {result}."))
