@@ -38,10 +38,11 @@ STAGES: tuple[Stage, ...] = (
     Stage(2, "Prompt chains", "pages/2_Prompt_Chains.py",
           "Templates, few-shot example selectors, multi-step chains and structured output."),
     Stage(3, "RAG over Chroma", "pages/3_RAG.py",
-          "Chunk and embed your documents, retrieve the relevant chunks, answer with citations."),
+          "Chunk and embed your documents, retrieve the relevant chunks, answer with citations "
+          "(quoted from them, for a model too small to answer)."),
     Stage(4, "Memory", "pages/4_Memory.py",
-          "Window, token-budget and summary memory; conversations that persist and export, "
-          "and exactly what the model received each turn."),
+          "Window, token-budget, summary and profile memory; conversations that persist and "
+          "export, and exactly what the model received each turn."),
     Stage(5, "Tools", "pages/5_Tools.py",
           "Tool calling: the model asks for a calculator, a clock, a search, your knowledge "
           "base; for a model too small to choose, a semantic router picks."),

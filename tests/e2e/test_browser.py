@@ -141,9 +141,10 @@ def test_rag_upload_ingests_good_files_and_reports_bad_ones(app_url, page, tmp_p
     box.fill("What are the moons of Quoom called?")
     box.press("Enter")
     answer = page.get_by_test_id("stChatMessage").nth(1)
-    answer.get_by_text("tokens/s").wait_for(timeout=120_000)
+    answer.get_by_text("quoted from the sources").wait_for(timeout=120_000)  # the stats line
+    assert "The Quoom moons are called Fid and Nerrit. [1]" in answer.inner_text()
     source = answer.get_by_test_id("stExpander").first
-    assert "[1] quoom.pdf, page 2" in source.inner_text()
+    assert "[1] quoom.pdf, page 2" in source.inner_text() and "quoted" in source.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "rag.png", full_page=True)
 
