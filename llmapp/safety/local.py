@@ -17,7 +17,7 @@ scores near 0. ``k``, the temperature and the two cosines were chosen on the
 
 The exemplars' embeddings ship beside them (``data/exemplars.npz``, float16,
 made by ``scripts/embed_exemplars.py``), so the first check does not embed
-1,933 texts (about 8 s on 2 cores); they are used only while their digest
+1,949 texts (about 8 s on 2 cores); they are used only while their digest
 matches the exemplars file and the default embedder is in use.
 
 **Disguises** (leetspeak, letters spaced apart, confusables, base64) are
