@@ -48,7 +48,7 @@ STAGES: tuple[Stage, ...] = (
           "base; for a model too small to choose, a semantic router picks."),
     Stage(6, "Agent", "pages/6_Agent.py",
           "A ReAct loop that plans tool calls until it can answer, with visible, bounded steps."),
-    Stage(7, "Fine-tuning", "pages/9_Fine-tuning.py",
+    Stage(7, "Fine-tuning", "pages/7_Fine-tuning.py",
           "Learn from use: feedback on every reply, datasets from it, LoRA training on the CPU, "
           "and the tuned model beside the base."),
 )
@@ -69,14 +69,14 @@ class Piece:
 
 
 PRODUCTION_PIECES = (
-    Piece("Safety filter", "pages/7_Guardrails.py",
+    Piece("Safety filter", "pages/8_Guardrails.py",
           "input and output checks at child, teen and adult levels; protected phrases; "
           "instructions in documents fenced"),
     Piece("Cache", None, "exact and semantic, on the Simple Prompt, Memory and RAG pages and "
           "in `llmapp chat` (sidebar: Storage and cache)"),
     Piece("Prompt templates and example selectors", "pages/2_Prompt_Chains.py", "stage 2"),
     Piece("Output formatting", "pages/2_Prompt_Chains.py", "structured JSON output, stage 2"),
-    Piece("Evaluation", "pages/8_Evaluation.py",
+    Piece("Evaluation", "pages/9_Evaluation.py",
           "a judge model grades answers over a question set; runs saved and compared in "
           "charts; retrieval metrics; the judge checked against people's feedback"),
     Piece("HTTP API", None, "`llmapp serve`: OpenAI's chat completions API over chat, RAG and "

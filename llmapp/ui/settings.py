@@ -118,7 +118,7 @@ def sidebar() -> Settings:
                        format_func=lambda v: v or "default (LLMAPP_SAFETY_LEVEL)",
                        help="What the safety filter blocks, in your messages and in replies: "
                             "child blocks the most, adult (the default) only the worst, off "
-                            "nothing. Try texts on the Guardrails page.")
+                            "nothing. Try texts on the Safety filter page.")
     storage = st.sidebar.expander("Storage and cache", expanded=False)
     with storage:
         st.caption("Conversations and the response cache: a SQLite file by default, or a "

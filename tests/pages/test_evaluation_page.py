@@ -6,7 +6,7 @@ from llmapp.evaluation.judge import METRICS
 from llmapp.evaluation.runs import list_runs, save_run
 from llmapp.storage import Database
 
-PAGE = "pages/8_Evaluation.py"
+PAGE = "pages/9_Evaluation.py"
 pytestmark = pytest.mark.slow
 
 
@@ -19,7 +19,7 @@ def env(tmp_path, monkeypatch):
 
 
 def test_one_question_runs_end_to_end_and_is_saved(app, env):
-    at = app("pages/8_Evaluation.py")
+    at = app("pages/9_Evaluation.py")
     assert not at.exception
     assert "its scores are noise" in texts(at)  # the bundled judge, said plainly
     at.number_input(key="eval_limit").set_value(1).run()

@@ -2,7 +2,7 @@ import pytest
 
 from helpers import texts
 
-PAGE = "pages/7_Guardrails.py"
+PAGE = "pages/8_Guardrails.py"
 pytestmark = pytest.mark.slow
 
 

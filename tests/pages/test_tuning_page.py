@@ -5,7 +5,7 @@ and before/after."""
 import pytest
 from helpers import texts
 
-PAGE = "pages/9_Fine-tuning.py"
+PAGE = "pages/7_Fine-tuning.py"
 pytestmark = pytest.mark.slow
 
 

@@ -5,10 +5,10 @@ import streamlit as st
 
 from llmapp import ui
 
-st.set_page_config(page_title="Guardrails", page_icon="🛡️")
+st.set_page_config(page_title="Safety filter", page_icon="🛡️")
 settings = ui.sidebar()
 
-st.title("🛡️ Guardrails")
+st.title("🛡️ Safety filter")
 st.caption("A safety filter checks your message before the model sees it, and the reply while "
            "it streams. Its level fits the audience: child blocks the most, adult (the "
            "default) only the worst. Categories follow OpenAI's moderation categories.")
