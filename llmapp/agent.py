@@ -51,7 +51,9 @@ class AgentEvent:
         call_id: links a tool result to its call.
         seconds: for a tool result: seconds since its call was made.
         decided_by: for a tool call, what chose the tool: "the model", or
-            the router's reason such as "chosen by similarity to examples (0.71)".
+            the router's reason such as "chosen by similarity to examples (0.71)";
+            for an answer, "llmapp" when llmapp stated it from the tools'
+            results instead of a model writing it.
         plain: for a tool result that answers the question by itself (a
             number, a count, a time): pages show it under the model's words.
     """

@@ -236,7 +236,7 @@ def run_routed_agent(settings: Settings, tools: Mapping[str, BaseTool], question
     stated = _stated_by_llmapp(settings, tools, results)
     if stated:
         yield AgentEvent("token", text=stated)
-        yield AgentEvent("answer", text=stated)
+        yield AgentEvent("answer", text=stated, decided_by="llmapp")
         return
     messages = answer_messages(question, results, history, as_json=bool(phrases))
     if phrases:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import streamlit as st
 
@@ -22,6 +23,7 @@ from llmapp.rag.store import DEFAULT_COLLECTION
 from llmapp.routed import run_with_tools
 from llmapp.routing import tool_choice
 from llmapp.settings import Settings
+from llmapp.streaming import ReplyStats
 from llmapp.tools import ToolError, available_tools, run_tool
 from llmapp.ui.chat import render_body
 
@@ -186,10 +188,14 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
             answer_box = st.empty()
             tokens: list[str] = []
             answer = ""
+            started, first, stated = time.perf_counter(), None, False
             for event in run_with_tools(settings, tools, question, params=params,
                                         history=history[:-1], max_model_calls=max_model_calls,
                                         max_tool_calls=max_tool_calls,
                                         guard=page_guard(settings)):
+                if event.kind in ("token", "answer") and first is None:
+                    first = time.perf_counter() - started
+                stated = stated or (event.kind == "answer" and event.decided_by == "llmapp")
                 if event.kind == "withdrawn":
                     withdrawn = event.text
                     answer_box.warning(withdrawn, icon="🛡️")
@@ -200,7 +206,10 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
             status.update(label=_label(calls, stopped), state="error" if stopped else "complete",
                           expanded=False)
             render_results(steps)
-            message = ChatMessage("assistant", answer or "".join(tokens), steps=steps)
+            stats = _stats(settings, stated, first, time.perf_counter() - started)
+            st.caption(stats.summary())
+            message = ChatMessage("assistant", answer or "".join(tokens), steps=steps,
+                                  stats=stats)
             if withdrawn:
                 message = ChatMessage("assistant", "", steps=steps, notices=[withdrawn],
                                       withheld=True)
@@ -218,6 +227,17 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
         feedback_row(store, message)
     edit_blocked(store)
     return message
+
+
+def _stats(settings: Settings, stated: bool, ttft_s: float | None, total_s: float) -> ReplyStats:
+    """The stats line of an agent's reply: its time to the first word of
+    the answer (tools included), its total time, and who wrote the answer."""
+    if stated:
+        return ReplyStats(provider="llmapp", model="stated from the tool's result",
+                          ttft_s=ttft_s, total_s=total_s)
+    provider, _ = active_provider(settings)
+    return ReplyStats(provider=provider.name, model=provider.model_name(settings),
+                      ttft_s=ttft_s, total_s=total_s)
 
 
 def _show(event: AgentEvent, status, answer_box, tokens: list[str], steps: list[dict]) -> str:

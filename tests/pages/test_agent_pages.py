@@ -118,6 +118,11 @@ def test_the_pages_examples_work_on_the_bundled_model(agent_page, page, question
     assert any(c.value.startswith("Chosen by similarity to examples (") for c in reply.caption)
     shown = [s.value for s in reply.success]
     assert any(s.endswith(f"says: {result}") for s in shown), shown
+    assert result in reply.markdown[-1].value  # the answer, stated from the tool's result
+    assert any("s total · stated from the tool's result (llmapp)" in c.value
+               for c in reply.caption)  # a stats line, as under every reply
     assert not at.exception
-    at.run()  # a rerun redraws the steps and the result from the store
-    assert any(s.value.endswith(f"says: {result}") for s in at.chat_message[1].success)
+    at.run()  # a rerun redraws the steps, the result and the stats from the store
+    again = at.chat_message[1]
+    assert any(s.value.endswith(f"says: {result}") for s in again.success)
+    assert any("stated from the tool's result" in c.value for c in again.caption)
