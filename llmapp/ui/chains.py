@@ -75,30 +75,47 @@ def render_step(step: Step) -> None:
 
 
 def _run_steps(events) -> list[Step]:
+    """Run a chain: its intermediate steps live in a status box that closes
+    when done; the final step's answer streams below it, in view."""
     steps = []
-    with st.status("Running…", expanded=True) as status:
-        try:
-            for step in events:
-                if step.stream is not None:
-                    status.update(label="Final step", state="running")
-                    if step.prompt:
-                        with st.expander(f"{step.name}: prompt as sent"):
-                            for message in step.prompt:
-                                st.code(message["content"], language=None, wrap_lines=True)
-                    written = st.write_stream(coalesce(step.stream))
-                    step.output = step.output or (written if isinstance(written, str) else "")
-                    for note in step.notes:
-                        st.caption(note)
-                else:
+    status = st.status("Running…", expanded=True)
+    below = st.container()
+    try:
+        for step in events:
+            if step.stream is not None:
+                status.update(label="Final step", state="running")
+                with below:
+                    render_answer(step, stream=True)
+            else:
+                with status:
                     render_step(step)
-                steps.append(step)
-                status.update(label=f"Done: {step.name}")
-        except LlmappError as exc:
-            status.update(label="Stopped", state="error")
-            st.error(str(exc))
-            return steps
-        status.update(label=f"{len(steps)} step{'' if len(steps) == 1 else 's'}", state="complete")
+            steps.append(step)
+            status.update(label=f"Done: {step.name}")
+    except LlmappError as exc:
+        status.update(label="Stopped", state="error")
+        below.error(str(exc))
+        return steps
+    done = len(steps) - any(step.stream is not None for step in steps)
+    status.update(label=f"{done} intermediate step{'' if done == 1 else 's'}", state="complete",
+                  expanded=False)
     return steps
+
+
+def render_answer(step: Step, stream: bool = False) -> None:
+    """The chain's final answer, in view: its prompt (collapsed), the answer
+    (streamed as it arrives, or as kept) and its notes."""
+    if step.prompt:
+        with st.expander(f"{step.name}: prompt as sent"):
+            for message in step.prompt:
+                st.code(message["content"], language=None, wrap_lines=True)
+    st.markdown("**Answer**")
+    if stream:
+        written = st.write_stream(coalesce(step.stream))
+        step.output = step.output or (written if isinstance(written, str) else "")
+    else:
+        st.markdown(step.output)
+    for note in step.notes:
+        st.caption(note)
 
 
 def chain_panel(settings: Settings, technique: str, params: GenerationParams) -> None:
@@ -114,8 +131,12 @@ def chain_panel(settings: Settings, technique: str, params: GenerationParams) ->
             if technique == "thought" else False
     key = f"_chain_steps_{technique}"
     if not st.button("Run", type="primary", key="chain_run"):
-        for step in st.session_state.get(key, []):  # the last run, redrawn after reruns
-            render_step(step)
+        last = st.session_state.get(key, [])  # the last run, redrawn after reruns
+        for step in last:
+            if step.final:
+                render_answer(step)
+            else:
+                render_step(step)
         return
     try:
         if technique == "sequential":
@@ -131,6 +152,7 @@ def chain_panel(settings: Settings, technique: str, params: GenerationParams) ->
         return
     steps = _run_steps(events)
     for step in steps:
+        step.final = step.stream is not None
         step.stream = None
     st.session_state[key] = steps
 

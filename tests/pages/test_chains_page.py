@@ -32,10 +32,15 @@ def test_sequential_chain_shows_every_step_and_survives_a_rerun(app):
     assert any(label.startswith("1. extract") for label in labels)
     assert any(label.startswith("2. compress") for label in labels)
     assert any(label.startswith("3. reformat") for label in labels)
+    # the answer is in view, outside the closed box of intermediate steps
+    assert at.status[0].proto.label == "2 intermediate steps"
+    answer = [m.value for m in at.main.markdown]
+    assert "**Answer**" in answer and answer[answer.index("**Answer**") + 1].strip()
     at.run()  # redraws the last run
     redrawn = [e.label.split(" · ")[0] for e in at.expander]
-    assert ["1. extract", "2. compress", "3. reformat"] == [
+    assert ["1. extract", "2. compress", "3. reformat: prompt as sent"] == [
         label for label in redrawn if label[:2] in ("1.", "2.", "3.")]
+    assert "**Answer**" in [m.value for m in at.main.markdown]
 
 
 def test_structured_output_shows_valid_json(app):
