@@ -31,13 +31,25 @@ def _notice(text: str) -> None:
     st.caption(text if text.startswith("🛡️") else f"ℹ️ {text}")
 
 
+LONG_MESSAGE_CHARS = 1200
+"""A user message longer than this (characters) shows its start, and the
+rest in an expander: a pasted document would push the reply off screen."""
+
+
 def render_body(message: ChatMessage) -> None:
+    """One message's body: notices, text (a long user message collapsed),
+    the safety filter's mark, an error and the stats line."""
     withdrawn = message.withheld and message.role == "assistant"
     for notice in message.notices[:-1] if withdrawn else message.notices:
         _notice(notice)
     if withdrawn and message.notices:
         st.warning(message.notices[-1], icon="🛡️")
-    if message.content:
+    if message.role == "user" and len(message.content) > LONG_MESSAGE_CHARS:
+        cut = message.content.rfind(" ", 0, LONG_MESSAGE_CHARS // 2) + 1 or LONG_MESSAGE_CHARS // 2
+        st.markdown(message.content[:cut] + "…")
+        with st.expander(f"The whole message ({len(message.content):,} characters)"):
+            st.text(message.content)
+    elif message.content:
         st.markdown(message.content)
     if message.withheld and message.role == "user":
         st.caption("🛡️ Not sent to the model: the safety filter blocked it.")

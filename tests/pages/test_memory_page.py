@@ -135,10 +135,13 @@ def test_an_overlong_message_is_refused_and_kept(app, db_url):
     at.chat_input[0].set_value("tea " * 600).run()
     assert not at.exception
     assert at.chat_message[0].markdown[0].value.startswith("tea tea")
+    assert at.chat_message[0].markdown[0].value.endswith("…")  # collapsed, and kept whole:
+    [whole] = at.chat_message[0].expander
+    assert whole.label == "The whole message (2,400 characters)"
     assert "It was not sent" in at.chat_message[1].error[0].value
 
 
-@pytest.mark.parametrize("strategy", ["full", "window", "token_budget", "summary"])
+@pytest.mark.parametrize("strategy", ["full", "window", "token_budget", "summary", "profile"])
 def test_every_strategy_holds_a_conversation_on_the_bundled_model(app, db_url, strategy):
     # The safety filter is not under test here: it withdrew a benign reply of
     # the sampled model in about 1 of 24 (self-harm 0.55 on "I live in Oslo").
