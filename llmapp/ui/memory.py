@@ -80,34 +80,50 @@ def conversation_store(settings: Settings) -> ConversationStore | None:
     return store
 
 
-def _select(conversation_id: str) -> None:
-    st.session_state[_CURRENT] = conversation_id
+def _current(page: str) -> str:
+    """The session-state key of the conversation open on ``page``: each page
+    keeps its own."""
+    return f"{_CURRENT}:{page}"
 
 
-def open_conversation(db: ConversationStore | None, page: str = "memory") -> ChatStore:
-    """The open conversation's chat store: the one picked in the sidebar, the
-    most recent one, or a new one. Without a store (or when it fails) a
-    session-only chat store. Draws nothing but an error: the list comes
-    last, from :func:`conversation_picker`, so it shows this run's reply.
-    ``page`` is recorded with feedback on its replies."""
-    store = _conversation(db)
+def _select(conversation_id: str, page: str) -> None:
+    st.session_state[_current(page)] = conversation_id
+
+
+def open_conversation(db: ConversationStore | None, page: str = "memory",
+                      fresh: bool = False) -> ChatStore:
+    """The conversation open on ``page``: the one picked in its sidebar, else
+    the most recent one, or with ``fresh`` an empty one (one left empty is
+    reused; found: the Agent page opened on the Memory page's conversation,
+    without saying so). Without a store (or when it fails) a session-only
+    chat store. Draws nothing but an error: the list comes last, from
+    :func:`conversation_picker`, so it shows this run's reply. ``page`` is
+    recorded with feedback on its replies."""
+    store = _conversation(db, page, fresh)
     store.page = page
     return store
 
 
-def _conversation(db: ConversationStore | None) -> ChatStore:
+def _conversation(db: ConversationStore | None, page: str, fresh: bool) -> ChatStore:
+    unsaved = f"_llmapp_chat_{page}_unsaved"
     if db is None:
-        return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
+        return st.session_state.setdefault(unsaved, ChatStore())
     try:
-        ids = [c.id for c in db.list()] or [db.create().id]
+        conversations = db.list()
+        ids = [c.id for c in conversations]
+        if st.session_state.get(_current(page)) not in ids:
+            empty = [c.id for c in conversations if c.messages == 0]
+            if fresh:
+                _select(empty[0] if empty else db.create().id, page)
+            else:
+                _select(ids[0] if ids else db.create().id, page)
     except StoreError as exc:
         st.error(str(exc))
-        return st.session_state.setdefault("_llmapp_chat_memory_unsaved", ChatStore())
-    if st.session_state.get(_CURRENT) not in ids:
-        _select(ids[0])
-    key = f"_llmapp_chat_memory_{st.session_state[_CURRENT]}"
+        return st.session_state.setdefault(unsaved, ChatStore())
+    current = st.session_state[_current(page)]
+    key = f"_llmapp_chat_memory_{current}"
     if key not in st.session_state:
-        st.session_state[key] = db.load(st.session_state[_CURRENT])
+        st.session_state[key] = db.load(current)
     return st.session_state[key]
 
 
@@ -127,12 +143,13 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
         return
     bar = st.sidebar
     bar.subheader("Conversations")
+    page = store.page
     bar.button("New conversation", icon="➕", width="stretch",
-               on_click=lambda: _select(db.create().id))
+               on_click=lambda: _select(db.create().id, page))
     titles = {c.id: f"{c.title} · {c.messages} msgs" for c in conversations}
     st.session_state["_w_conversation"] = current
     bar.radio("Open", ids, format_func=titles.get, key="_w_conversation",
-              on_change=lambda: _select(st.session_state["_w_conversation"]),
+              on_change=lambda: _select(st.session_state["_w_conversation"], page),
               label_visibility="collapsed")
     with bar.expander("Rename or delete"):
         with st.form("_rename", clear_on_submit=True, border=False):
@@ -146,7 +163,7 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
         sure = st.checkbox("Yes, delete this conversation")
         if st.button("Delete", disabled=not sure, type="primary"):
             db.delete(current)
-            st.session_state.pop(_CURRENT, None)
+            st.session_state.pop(_current(page), None)
             st.rerun()
 
 

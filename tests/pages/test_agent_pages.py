@@ -81,6 +81,20 @@ def test_memory_across_turns_comes_from_the_conversation(scripted, agent_page, t
     assert conv.messages == 4
 
 
+def test_the_agent_opens_its_own_conversation_not_the_memory_pages(agent_page, tmp_path):
+    from llmapp.chat import ChatMessage
+    from llmapp.conversations import ConversationStore
+
+    db = ConversationStore(tmp_path / "conversations.sqlite3")
+    memory = db.create()
+    db.append(memory.id, ChatMessage("user", "Hi! My name is Priya."))
+    at = agent_page()
+    assert not at.exception and len(at.chat_message) == 0  # not the Memory page's chat
+    assert len(at.sidebar.radio[0].options) == 2  # that one is still there to pick
+    again = agent_page()  # another session: the empty one is reused, not a third made
+    assert len(again.chat_message) == 0 and len(db.list()) == 2
+
+
 def test_tools_page_runs_one_tool_round_and_the_console(scripted, agent_page):
     scripted({"tool": "current_datetime", "args": {"timezone": "Asia/Tokyo"}},
              {"answer": "It is evening in Tokyo."})
