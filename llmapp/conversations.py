@@ -42,6 +42,8 @@ class Conversation:
         title: shown in the list; the first user message until renamed.
         created_at, updated_at: seconds since the epoch.
         messages: how many messages it holds.
+        page: the page it belongs to (``memory``, ``agent``, ``simple``,
+            ``rag``, ``tools``).
     """
 
     id: str
@@ -49,6 +51,7 @@ class Conversation:
     created_at: float
     updated_at: float
     messages: int = 0
+    page: str = "memory"
 
 
 class ConversationStore:
@@ -88,29 +91,32 @@ class ConversationStore:
         if row is None:
             raise StoreError("That conversation no longer exists; it may have been deleted.")
 
-    def create(self, title: str = NEW_TITLE) -> Conversation:
-        """A new, empty conversation."""
+    def create(self, title: str = NEW_TITLE, page: str = "memory") -> Conversation:
+        """A new, empty conversation of ``page``."""
         from llmapp.storage.schema import conversations as c
 
         now = time.time()
-        conv = Conversation(uuid.uuid4().hex, title.strip() or NEW_TITLE, now, now)
+        conv = Conversation(uuid.uuid4().hex, title.strip() or NEW_TITLE, now, now, page=page)
         with self.database.write() as conn:
             conn.execute(c.insert().values(id=conv.id, title=conv.title, created_at=now,
-                                           updated_at=now))
+                                           updated_at=now, page=page))
         return conv
 
-    def list(self) -> list[Conversation]:
-        """All conversations, most recently updated first."""
+    def list(self, page: str | None = None) -> list[Conversation]:
+        """The conversations of ``page`` (all of them for None), most
+        recently updated first."""
         from sqlalchemy import func, select
 
         from llmapp.storage.schema import conversations as c
         from llmapp.storage.schema import messages as m
 
         query = (select(c.c.id, c.c.title, c.c.created_at, c.c.updated_at,
-                        func.count(m.c.seq))
+                        func.count(m.c.seq), c.c.page)
                  .select_from(c.outerjoin(m, m.c.conversation_id == c.c.id))
-                 .group_by(c.c.id, c.c.title, c.c.created_at, c.c.updated_at)
+                 .group_by(c.c.id, c.c.title, c.c.created_at, c.c.updated_at, c.c.page)
                  .order_by(c.c.updated_at.desc(), c.c.created_at.desc()))
+        if page is not None:
+            query = query.where(c.c.page == page)
         with self.database.read() as conn:
             return [Conversation(*row) for row in conn.execute(query)]
 

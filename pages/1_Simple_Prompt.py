@@ -7,8 +7,8 @@ from llmapp import ui
 st.set_page_config(page_title="1 · Simple prompt", page_icon="💬")
 settings = ui.sidebar()
 params, system_prompt = ui.generation_controls(settings, page="simple")
-store = ui.chat_store("simple")
-st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
+store = ui.open_conversation(ui.conversation_store(settings), page="simple", fresh=True)
+ui.clear_button(store)
 
 st.title("💬 1 · Simple prompt")
 st.caption("A system prompt, sampling controls, and one model call per turn. The answer "

@@ -19,8 +19,8 @@ ui.storage_notice(settings, "documents")
 documents = ui.collection_manager(kb, name)
 retrieval = ui.retrieval_controls(documents)
 settings = ui.answer_mode_control(settings)
-store = ui.chat_store(f"rag_{name}")
-st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
+store = ui.open_conversation(ui.conversation_store(settings), page="rag", fresh=True)
+ui.clear_button(store)
 
 ui.render_rag_chat(store)
 if prompt := ui.chat_prompt("rag", f"Ask the {name} collection", disabled=not documents):

@@ -8,8 +8,8 @@ st.set_page_config(page_title="5 · Tools", page_icon="🔧")
 settings = ui.tool_choice_control(ui.sidebar())
 params, _ = ui.generation_controls(settings, page="tools", system=False)
 tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
-store = ui.chat_store("tools")
-st.sidebar.button("Clear chat", icon="🧹", on_click=store.clear, width="stretch")
+store = ui.open_conversation(ui.conversation_store(settings), page="tools", fresh=True)
+ui.clear_button(store)
 
 st.title("🔧 5 · Tools")
 st.caption("With tool calling, the app runs a function for the model and it reads the result: "

@@ -21,6 +21,8 @@ conversations = Table(
     # Summary memory's running summary and how many messages it folds in.
     Column("summary", Text, nullable=False, server_default=""),
     Column("summarized", Integer, nullable=False, server_default="0"),
+    # The page it belongs to: memory, agent, simple, rag, tools (each lists its own).
+    Column("page", Text, nullable=False, server_default="memory"),
     Index("ix_conversations_updated_at", "updated_at"),
 )
 

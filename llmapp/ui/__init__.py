@@ -3,12 +3,12 @@
 Pages call these helpers; the helpers call the rest of llmapp and render.
 """
 
-from llmapp.ui.chat import chat_prompt, chat_store, render_chat, render_message, respond
+from llmapp.ui.chat import chat_prompt, render_chat, render_message, respond
 from llmapp.ui.controls import generation_controls
 from llmapp.ui.navigation import navigation
 from llmapp.ui.settings import read_secrets, sidebar
-from llmapp.ui.memory import (add_user, conversation_picker, conversation_store, export_buttons,
-                              memory_controls, memory_panel, open_conversation)
+from llmapp.ui.memory import (add_user, clear_button, conversation_picker, conversation_store,
+                              export_buttons, memory_controls, memory_panel, open_conversation)
 from llmapp.ui.rag import (answer, answer_mode_control, collection_manager, ingest_panel,
                            knowledge_base, knowledge_base_quiet,
                            render_rag_chat, render_sources, retrieval_controls)
@@ -25,7 +25,7 @@ from llmapp.ui.status import (context_window, local_model_notice, provider_statu
                                storage_notice)
 
 __all__ = [
-    "chat_prompt", "navigation",
+    "chat_prompt", "navigation", "clear_button",
     "agent_limits", "agent_reply", "knowledge_base_quiet", "manual_console", "render_agent_chat",
     "tool_calling_notice", "tool_choice_control", "tool_picker",
     "chain_panel", "structured_panel", "technique_picker", "template_panel",
@@ -34,7 +34,7 @@ __all__ = [
     "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",
     "open_conversation",
     "memory_controls", "memory_panel",
-    "chat_store", "generation_controls", "local_model_notice", "provider_status",
+    "generation_controls", "local_model_notice", "provider_status",
     "read_secrets",
     "render_chat", "render_message", "respond", "roadmap", "sidebar", "storage_notice",
     "phrase_editor", "safety_figures", "safety_notice", "topic_editor", "topic_vs_prompt",

@@ -18,15 +18,6 @@ from llmapp.streaming import coalesce
 log = logging.getLogger(__name__)
 
 
-def chat_store(name: str) -> ChatStore:
-    """This session's chat store for one page, created on first use. ``name``
-    starts with the page's name (``simple``, ``rag_<collection>``), which
-    feedback on its replies records."""
-    store = st.session_state.setdefault(f"_llmapp_chat_{name}", ChatStore())
-    store.page = name.split("_")[0]
-    return store
-
-
 def _notice(text: str) -> None:
     st.caption(text if text.startswith("🛡️") else f"ℹ️ {text}")
 

@@ -92,11 +92,13 @@ def _select(conversation_id: str, page: str) -> None:
 
 def open_conversation(db: ConversationStore | None, page: str = "memory",
                       fresh: bool = False) -> ChatStore:
-    """The conversation open on ``page``: the one picked in its sidebar, else
-    the most recent one, or with ``fresh`` an empty one (one left empty is
-    reused; found: the Agent page opened on the Memory page's conversation,
-    without saying so). Without a store (or when it fails) a session-only
-    chat store. Draws nothing but an error: the list comes last, from
+    """The conversation open on ``page``, kept in the database: the one
+    picked in its sidebar, else the one the address names (``?chat=<id>``,
+    so a reload opens it again), else with ``fresh`` an empty one (one left
+    empty is reused), else the page's most recent. Each page lists its own
+    (found: the Agent page opened on the Memory page's conversation, without
+    saying so). Without a store (or when it fails) a session-only chat
+    store. Draws nothing but an error: the list comes last, from
     :func:`conversation_picker`, so it shows this run's reply. ``page`` is
     recorded with feedback on its replies."""
     store = _conversation(db, page, fresh)
@@ -109,22 +111,43 @@ def _conversation(db: ConversationStore | None, page: str, fresh: bool) -> ChatS
     if db is None:
         return st.session_state.setdefault(unsaved, ChatStore())
     try:
-        conversations = db.list()
+        current = st.session_state.get(_current(page))
+        conversations = db.list(page=page)
         ids = [c.id for c in conversations]
-        if st.session_state.get(_current(page)) not in ids:
+        if current not in ids:
+            linked = st.query_params.get("chat")
             empty = [c.id for c in conversations if c.messages == 0]
-            if fresh:
-                _select(empty[0] if empty else db.create().id, page)
+            if linked in ids:
+                current = linked
+            elif fresh or not ids:
+                current = empty[0] if empty else db.create(page=page).id
             else:
-                _select(ids[0] if ids else db.create().id, page)
+                current = ids[0]
+            _select(current, page)
     except StoreError as exc:
         st.error(str(exc))
         return st.session_state.setdefault(unsaved, ChatStore())
-    current = st.session_state[_current(page)]
+    st.query_params["chat"] = current
     key = f"_llmapp_chat_memory_{current}"
     if key not in st.session_state:
         st.session_state[key] = db.load(current)
     return st.session_state[key]
+
+
+def clear_button(store: ChatStore) -> None:
+    """"Clear chat" in the sidebar: a stored chat starts a new, empty
+    conversation of its page (the old one stays in the database); a
+    session-only one is emptied."""
+    def clear() -> None:
+        if isinstance(store, PersistedChatStore):
+            try:
+                _select(store.db.create(page=store.page).id, store.page)
+                return
+            except StoreError:
+                pass  # the chat stays; emptied below, in this session only
+        store.clear()
+
+    st.sidebar.button("Clear chat", icon="🧹", on_click=clear, width="stretch")
 
 
 def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
@@ -133,7 +156,7 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
     if db is None or not isinstance(store, PersistedChatStore):
         return
     try:
-        conversations = db.list()
+        conversations = db.list(page=store.page)
     except StoreError as exc:
         st.sidebar.error(str(exc))
         return
@@ -145,7 +168,7 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
     bar.subheader("Conversations")
     page = store.page
     bar.button("New conversation", icon="➕", width="stretch",
-               on_click=lambda: _select(db.create().id, page))
+               on_click=lambda: _select(db.create(page=page).id, page))
     titles = {c.id: f"{c.title} · {c.messages} msgs" for c in conversations}
     st.session_state["_w_conversation"] = current
     bar.radio("Open", ids, format_func=titles.get, key="_w_conversation",

@@ -90,9 +90,10 @@ def test_the_agent_opens_its_own_conversation_not_the_memory_pages(agent_page, t
     db.append(memory.id, ChatMessage("user", "Hi! My name is Priya."))
     at = agent_page()
     assert not at.exception and len(at.chat_message) == 0  # not the Memory page's chat
-    assert len(at.sidebar.radio[0].options) == 2  # that one is still there to pick
+    assert at.sidebar.radio[0].options == ["New conversation · 0 msgs"]  # the agent's own
     again = agent_page()  # another session: the empty one is reused, not a third made
     assert len(again.chat_message) == 0 and len(db.list()) == 2
+    assert [c.page for c in db.list()] == ["agent", "memory"]
 
 
 def test_tools_page_runs_one_tool_round_and_the_console(scripted, agent_page):

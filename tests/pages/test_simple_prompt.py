@@ -37,6 +37,27 @@ def test_an_example_is_sent_in_one_click_at_the_pages_temperature(app):
     assert at.pills[0].value is None
 
 
+def test_a_reload_opens_the_same_chat_and_a_new_session_a_new_one(app, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from helpers import ROOT
+
+    def session(**query):
+        at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+        at.secrets["LLMAPP_DATABASE_URL"] = f"sqlite:///{tmp_path}/c.sqlite3"
+        at.query_params.update(query)
+        return at.run()
+
+    at = session()
+    at.chat_input[0].set_value("Name two fruits.").run()
+    chat = at.query_params["chat"]
+    reloaded = session(chat=chat)  # a reload: a new session, the same address
+    assert [m.name for m in reloaded.chat_message] == ["user", "assistant"]
+    assert reloaded.chat_message[0].markdown[0].value == "Name two fruits."
+    assert len(session().chat_message) == 0  # a new visitor gets an empty chat
+    assert len(session(chat="no-such-chat").chat_message) == 0
+
+
 def test_the_chat_survives_reruns_and_clears(app):
     at = app(PAGE)
     at.chat_input[0].set_value("Hello!").run()
