@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from llmapp.chat import ChatMessage, ChatStore, start_reply
 from llmapp.errors import LlmappError, ProviderError
@@ -90,6 +91,24 @@ def reply_controls(store: ChatStore) -> None:
     bypass_button(store)
 
 
+CUT_NOTICE = ("✂️ Cut: the page was left, or rerun, while this reply was streaming. What "
+              "arrived is kept; send the question again for a whole reply.")
+
+
+def _keep_cut(store: ChatStore, reply: Any) -> None:
+    """Keep a reply that a page switch or a rerun interrupted, marked as cut,
+    rather than lose it and generate a different one on return. Nothing is
+    kept when nothing had arrived: the question is then answered anew."""
+    if not reply.stream.text.strip():
+        return
+    try:
+        message = reply.message()
+        message.notices.append(CUT_NOTICE)
+        store.add(message)
+    except Exception:  # noqa: BLE001 - never mask the interruption itself
+        log.warning("the interrupted reply could not be kept", exc_info=True)
+
+
 def stream_reply(store: ChatStore, start: Callable[[], Any],
                  spinner: str = "Preparing the model…",
                  after: Callable[[ChatMessage], None] | None = None) -> tuple[ChatMessage, Any]:
@@ -125,6 +144,9 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
                     st.write_stream(coalesce(reply.stream))
             except ProviderError as exc:
                 message = reply.failed(exc)
+            except ScriptControlException:
+                _keep_cut(store, reply)
+                raise
             else:
                 message = reply.message()
             finally:

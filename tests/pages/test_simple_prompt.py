@@ -238,3 +238,33 @@ def test_a_reply_gets_thumbs_and_a_correction_saved_to_the_database(app):
     [kept] = list_feedback(database)
     assert kept.rating is None and kept.correction == "Apples and pears."
     database.close()
+
+
+def test_a_reply_cut_by_a_page_switch_is_kept_marked_not_regenerated():
+    """A page switch or a rerun stops the script mid-stream (Streamlit raises
+    inside ``write_stream``); what arrived is kept, marked as cut."""
+    from langchain_core.messages import AIMessageChunk
+
+    from llmapp.chat import ChatStore, Reply
+    from llmapp.streaming import ReplyStats, ReplyStream
+    from llmapp.tokens import Budget
+    from llmapp.ui.chat import CUT_NOTICE, _keep_cut
+
+    def chunks():
+        yield from (AIMessageChunk(content=t) for t in ("Rainy days ", "are for ", "books."))
+
+    store = ChatStore()
+    store.add_user("What are rainy days for?")
+    stream = ReplyStream(chunks, ReplyStats("local", "m"))
+    reply = Reply(stream=stream, budget=Budget(messages=[], prompt_tokens=0, window=0,
+                                               max_tokens=0))
+    next(stream), next(stream)  # the user leaves here
+    _keep_cut(store, reply)
+    assert not store.awaiting_reply  # kept: not asked again on return
+    assert store.messages[-1].content == "Rainy days are for "
+    assert store.messages[-1].notices[-1] == CUT_NOTICE
+    empty = ChatStore()
+    empty.add_user("Hello?")
+    _keep_cut(empty, Reply(stream=ReplyStream(chunks, ReplyStats("local", "m")),
+                           budget=reply.budget))
+    assert empty.awaiting_reply  # nothing had arrived: answered anew on return
