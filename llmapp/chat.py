@@ -58,6 +58,10 @@ class ChatMessage:
     reply it withdrew (shown to the user, with the reason)."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Stable identifier (UUID4 hex): what feedback on a reply refers to."""
+    earlier: list[dict] = field(default_factory=list)
+    """Earlier versions this message replaced, oldest first: for a
+    regenerated reply ``{"content"}``; for an edited question ``{"content",
+    "reply"}`` (the question as first sent, and the reply it got)."""
 
     @property
     def ratable(self) -> bool:
@@ -120,7 +124,12 @@ class ChatStore:
         return message
 
     def add(self, message: ChatMessage) -> ChatMessage:
-        """Append any message (an assistant reply, or a failed one)."""
+        """Append any message (an assistant reply, or a failed one). A reply
+        after :meth:`regenerate` keeps the one it replaces."""
+        superseded = getattr(self, "_superseded", None)
+        if superseded and message.role == "assistant" and message.error is None:
+            message.earlier = [*superseded, *message.earlier]
+            self._superseded = None
         self.messages.append(message)
         return message
 
@@ -133,6 +142,43 @@ class ChatStore:
     def drop_last_reply(self) -> None:
         """Remove the last message if it is a reply (to ask again)."""
         if self.messages and self.messages[-1].role == "assistant":
+            self.messages.pop()
+
+    @property
+    def can_regenerate(self) -> bool:
+        """True when the last message is a finished reply (not failed, not
+        withdrawn) to a question that was sent."""
+        return len(self.messages) >= 2 and self.messages[-1].ratable and \
+            not self.messages[-2].withheld
+
+    def regenerate(self) -> None:
+        """Take back the last reply so the question is answered again; the
+        next reply added keeps it among its :attr:`~ChatMessage.earlier`."""
+        if not self.can_regenerate:
+            return
+        old = self.messages[-1]
+        self._superseded = [*old.earlier, {"content": old.content}]
+        self.drop_last_reply()
+
+    def edit_last_user(self, text: str) -> ChatMessage | None:
+        """Replace the last question (and the reply it got) with ``text``,
+        to be answered anew; the new question keeps the old one and its reply
+        among its :attr:`~ChatMessage.earlier`. None when ``text`` is blank
+        or there is no question."""
+        text = text.strip()
+        users = [i for i, m in enumerate(self.messages) if m.role == "user"]
+        if not text or not users or users[-1] < len(self.messages) - 2:
+            return None
+        old = self.messages[users[-1]]
+        reply = self.messages[-1] if self.messages[-1].role == "assistant" else None
+        self.drop_last_reply()
+        self._drop_last_user()
+        message = ChatMessage("user", text, earlier=[
+            *old.earlier, {"content": old.content, "reply": reply.content if reply else ""}])
+        return self.add(message)
+
+    def _drop_last_user(self) -> None:
+        if self.messages and self.messages[-1].role == "user":
             self.messages.pop()
 
     def drop_failed_reply(self) -> None:

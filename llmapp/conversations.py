@@ -188,8 +188,9 @@ class ConversationStore:
                 conn.execute(c.update().where(c.c.id == conversation_id,
                                               c.c.title == NEW_TITLE).values(title=title))
 
-    def remove_last_reply(self, conversation_id: str) -> None:
-        """Delete the conversation's last message if it is a reply."""
+    def remove_last_reply(self, conversation_id: str, role: str = "assistant") -> None:
+        """Delete the conversation's last message if it is a reply (or of
+        ``role``)."""
         from sqlalchemy import select
 
         from llmapp.storage.schema import messages as m
@@ -199,7 +200,7 @@ class ConversationStore:
             last = conn.execute(select(m.c.seq, m.c.role)
                                 .where(m.c.conversation_id == conversation_id)
                                 .order_by(m.c.seq.desc()).limit(1)).first()
-            if last is not None and last.role == "assistant":
+            if last is not None and last.role == role:
                 conn.execute(m.delete().where(m.c.conversation_id == conversation_id,
                                               m.c.seq == last.seq))
 
@@ -240,6 +241,7 @@ class ConversationStore:
                                    notices=more.get("notices", []),
                                    sources=more.get("sources", []), steps=more.get("steps", []),
                                    withheld=more.get("withheld", False),
+                                   earlier=more.get("earlier", []),
                                    # messages stored before ids were kept get one from their place
                                    id=more.get("id") or f"{conversation_id}-{seq}"))
         return out
@@ -274,7 +276,8 @@ def _extra(message: ChatMessage) -> str:
     extra = {key: value for key, value in (("sources", message.sources),
                                            ("steps", message.steps),
                                            ("notices", message.notices),
-                                           ("withheld", message.withheld)) if value}
+                                           ("withheld", message.withheld),
+                                           ("earlier", message.earlier)) if value}
     return json.dumps({"id": message.id, **extra})
 
 
@@ -318,6 +321,11 @@ class PersistedChatStore(ChatStore):
         super().add(message)
         self.db.append(self.conversation_id, message)
         return message
+
+    def _drop_last_user(self) -> None:
+        if self.messages and self.messages[-1].role == "user":
+            self.db.remove_last_reply(self.conversation_id, role="user")
+        super()._drop_last_user()
 
     def add_user(self, text: str) -> ChatMessage:
         message = super().add_user(text)

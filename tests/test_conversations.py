@@ -144,3 +144,24 @@ def test_exporting_an_empty_conversation_is_a_clear_message(store):
     with pytest.raises(ExportError, match="nothing to fine-tune"):
         to_finetune_jsonl([[]])
     assert finetune_record([ChatMessage("user", "only a question")]) is None
+
+
+def test_regenerated_replies_and_edited_questions_keep_their_earlier_versions(store):
+    conv = store.create(page="simple")
+    chat = store.load(conv.id)
+    chat.add_user("Name two fruits.")
+    chat.add(ChatMessage("assistant", "Apples and pears."))
+    chat.regenerate()
+    assert chat.awaiting_reply and len(store.messages(conv.id)) == 1
+    chat.add(ChatMessage("assistant", "Plums and figs."))
+    assert chat.edit_last_user("   ") is None  # a blank edit changes nothing
+    chat.edit_last_user("Name two vegetables.")
+    chat.add(ChatMessage("assistant", "Leeks and beans."))
+    question, answer = store.messages(conv.id)  # as a reload reads them back
+    assert question.content == "Name two vegetables." and answer.content == "Leeks and beans."
+    assert question.earlier == [{"content": "Name two fruits.", "reply": "Plums and figs."}]
+    assert store.list(page="simple")[0].messages == 2 and store.list(page="memory") == []
+    again = store.load(conv.id)
+    again.regenerate()
+    again.add(ChatMessage("assistant", "Carrots and peas."))
+    assert store.messages(conv.id)[-1].earlier == [{"content": "Leeks and beans."}]

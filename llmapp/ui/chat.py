@@ -49,6 +49,7 @@ def render_body(message: ChatMessage) -> None:
         st.error(message.error, icon="⚠️")
     if message.stats is not None:
         st.caption(message.stats.summary())
+    render_earlier(message)
 
 
 def _blocked(store: ChatStore) -> bool:
@@ -89,10 +90,40 @@ def reply_controls(store: ChatStore) -> None:
                   help="Send your last message again.")
     edit_blocked(store)
     bypass_button(store)
+    if store.can_regenerate:  # keys per reply: a run that adds one draws these twice
+        left, right = st.columns(2)
+        left.button("Regenerate", key=f"_llmapp_regenerate_{last.id}", icon="🔄",
+                    on_click=store.regenerate, width="stretch",
+                    help="Answer the last question again; this reply stays under Earlier "
+                         "versions.")
+        with right.popover("Edit question", icon="✏️", width="stretch"):
+            users = [m for m in store.messages if m.role == "user"]
+            box = f"_llmapp_edit_{last.id}"
+            text = st.text_area("Your question", users[-1].content if users else "", key=box)
+            st.button("Send edited", key=f"{box}_send", type="primary",
+                      on_click=lambda: store.edit_last_user(st.session_state[box]),
+                      disabled=not text.strip())
 
 
-CUT_NOTICE = ("✂️ Cut: the page was left, or rerun, while this reply was streaming. What "
-              "arrived is kept; send the question again for a whole reply.")
+def render_earlier(message: ChatMessage) -> None:
+    """The versions a message replaced (a regenerated reply, an edited
+    question and its reply), collapsed."""
+    if not message.earlier:
+        return
+    with st.expander(f"Earlier versions ({len(message.earlier)})"):
+        for n, version in enumerate(message.earlier, start=1):
+            if n > 1:
+                st.divider()
+            if message.role == "user":
+                st.markdown(f"**You asked:** {version['content']}")
+                if version.get("reply"):
+                    st.markdown(f"**Reply:** {version['reply']}")
+            else:
+                st.markdown(version["content"])
+
+
+CUT_NOTICE = ("⏹️ Stopped: Stop, a page switch or another click interrupted this reply while "
+              "it streamed. What arrived is kept; Regenerate for a whole one.")
 
 
 def _keep_cut(store: ChatStore, reply: Any) -> None:
@@ -139,6 +170,9 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
             for notice in reply.notices:
                 _notice(notice)
             shown = st.empty()
+            stop = st.empty()  # any click reruns the page, which stops the stream
+            stop.button("Stop", key="_llmapp_stop", icon="⏹️",
+                        help="Stop this reply and keep what has arrived.")
             try:
                 with shown.container():
                     st.write_stream(coalesce(reply.stream))
@@ -153,6 +187,7 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
                 # A rerun or a page switch stops the script mid-stream: free
                 # the shared local model now rather than at garbage collection.
                 reply.stream.close()
+                stop.empty()
             if message.withheld:  # withdrawn by the safety filter: take back what was shown
                 shown.warning(message.notices[-1], icon="🛡️")
             else:
@@ -169,6 +204,7 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
     except LlmappError as exc:  # the reply is shown and kept in this session
         st.warning(f"Not saved: {exc}")
     with box:
+        render_earlier(message)  # a regenerated reply gets the one it replaced when stored
         feedback_row(store, message)
     return message, reply
 

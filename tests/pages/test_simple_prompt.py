@@ -268,3 +268,37 @@ def test_a_reply_cut_by_a_page_switch_is_kept_marked_not_regenerated():
     _keep_cut(empty, Reply(stream=ReplyStream(chunks, ReplyStats("local", "m")),
                            budget=reply.budget))
     assert empty.awaiting_reply  # nothing had arrived: answered anew on return
+
+
+def test_regenerate_and_edit_keep_the_earlier_versions_across_a_reload(app, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from helpers import ROOT
+
+    def session(**query):
+        at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+        at.secrets["LLMAPP_DATABASE_URL"] = f"sqlite:///{tmp_path}/c.sqlite3"
+        at.secrets["LLMAPP_CACHE"] = "off"
+        at.query_params.update(query)
+        return at.run()
+
+    at = session()
+    at.chat_input[0].set_value("Name two fruits.").run()
+    first = assistant_messages(at)[0].markdown[0].value
+    [regenerate] = [b for b in at.button if b.label == "Regenerate"]
+    regenerate.click().run()
+    assert not at.exception
+    [reply] = assistant_messages(at)  # one reply, a new one...
+    assert [e.label for e in reply.expander] == ["Earlier versions (1)"]  # ...the old kept
+    assert reply.expander[0].markdown[0].value == first
+    [edit] = [t for t in at.text_area if t.label == "Your question"]
+    edit.input("Name two vegetables.")
+    [send] = [b for b in at.button if b.label == "Send edited"]
+    send.click().run()
+    assert not at.exception
+    user, answer = at.chat_message
+    assert user.markdown[0].value == "Name two vegetables." and answer.markdown[0].value
+    assert user.expander[0].label == "Earlier versions (1)"
+    assert "**You asked:** Name two fruits." in [m.value for m in user.expander[0].markdown]
+    reloaded = session(chat=at.query_params["chat"])
+    assert [e.label for e in reloaded.chat_message[0].expander] == ["Earlier versions (1)"]
