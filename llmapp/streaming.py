@@ -40,7 +40,8 @@ class ReplyStats:
         chunks: text chunks received.
         stopped: why llmapp ended the reply early, or None; ``"repetition"``,
             ``"list"`` or ``"diversity"`` when it degenerated (the
-            :class:`~llmapp.repetition.LoopGuard`'s reason),
+            :class:`~llmapp.repetition.LoopGuard`'s reason), ``"interrupted"``
+            when it was closed while still arriving (Stop, a page switch),
             ``"safety"`` when the safety filter withdrew it.
         finish_reason: why the model ended, as the provider reports it:
             ``"stop"``, or ``"length"`` when it reached max tokens (the
@@ -94,6 +95,8 @@ class ReplyStats:
             parts.append(f"stopped: {LoopGuard.REASONS[self.stopped]}")
         if self.stopped == "safety":
             parts.append("withdrawn by the safety filter")
+        if self.stopped == "interrupted":
+            parts.append("stopped before the end")
         if self.finish_reason == "length" and self.stopped is None:
             parts.append("cut at the max tokens limit")
         return " · ".join(parts)
@@ -226,7 +229,7 @@ class ReplyStream(Iterator[str]):
             raise exc
         raise self._on_error(exc) from exc
 
-    def _finish(self) -> None:
+    def _finish(self, notify: bool = True) -> None:
         self.done = True
         s = self.stats
         s.total_s = self._last - self._start if self._last else self._clock() - self._start
@@ -241,7 +244,7 @@ class ReplyStream(Iterator[str]):
         if self._price and s.prompt_tokens is not None and s.completion_tokens is not None:
             s.cost_usd = (s.prompt_tokens * self._price[0]
                           + s.completion_tokens * self._price[1]) / 1_000_000
-        if self._on_finish is not None:
+        if notify and self._on_finish is not None:
             self._on_finish(self)
 
     def _stop(self) -> None:
@@ -253,11 +256,17 @@ class ReplyStream(Iterator[str]):
 
     def close(self) -> None:
         """Stop early and release the provider's stream (for the local model,
-        its lock). Safe to call at any time, also after the end."""
+        its lock). Safe to call at any time, also after the end. A stream
+        closed while it was still arriving gets its stats as they stand, and
+        ``stats.stopped == "interrupted"`` (it is not cached)."""
+        interrupted = not self.done and self._it is not None
         self.done = True
         close = getattr(self._it, "close", None)
         if close is not None:
             close()
+        if interrupted:
+            self.stats.stopped = self.stats.stopped or "interrupted"
+            self._finish(notify=False)
 
     def consume(self) -> str:
         """Read to the end; returns the whole text."""

@@ -5,7 +5,7 @@ Pages call these helpers; the helpers call the rest of llmapp and render.
 
 from llmapp.ui.chat import chat_prompt, render_chat, render_message, respond
 from llmapp.ui.controls import generation_controls
-from llmapp.ui.navigation import navigation
+from llmapp.ui.navigation import menu
 from llmapp.ui.settings import read_secrets, sidebar
 from llmapp.ui.memory import (add_user, clear_button, conversation_picker, conversation_store,
                               export_buttons, memory_controls, memory_panel, open_conversation)
@@ -25,7 +25,7 @@ from llmapp.ui.status import (context_window, local_model_notice, provider_statu
                                storage_notice)
 
 __all__ = [
-    "chat_prompt", "navigation", "clear_button",
+    "chat_prompt", "menu", "clear_button",
     "agent_limits", "agent_reply", "knowledge_base_quiet", "manual_console", "render_agent_chat",
     "tool_calling_notice", "tool_choice_control", "tool_picker",
     "chain_panel", "structured_panel", "technique_picker", "template_panel",

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def _notice(text: str) -> None:
-    st.caption(text if text.startswith("🛡️") else f"ℹ️ {text}")
+    st.caption(text if text.startswith(("🛡️", "⏹️")) else f"ℹ️ {text}")
 
 
 LONG_MESSAGE_CHARS = 1200
@@ -133,6 +133,7 @@ def _keep_cut(store: ChatStore, reply: Any) -> None:
     if not reply.stream.text.strip():
         return
     try:
+        reply.stream.close()  # its stats as they stand
         message = reply.message()
         message.notices.append(CUT_NOTICE)
         store.add(message)

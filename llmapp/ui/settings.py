@@ -97,6 +97,9 @@ def sidebar() -> Settings:
 
     Stops the page with a clear message if a setting is malformed.
     """
+    from llmapp.ui.navigation import menu
+
+    menu()
     provider_box = st.sidebar.expander("Model provider", expanded=False)
     with provider_box:
         _persistent_widget(st.selectbox, "Provider", "LLMAPP_PROVIDER", "auto",

@@ -16,6 +16,10 @@ def test_home_with_no_key_shows_the_local_model_and_the_roadmap(app):
                          "**3. RAG over Chroma**", "**4. Memory**", "**5. Tools**", "**6. Agent**"]
     assert "**Safety filter**" in links[6:] and "**Evaluation**" in links[6:]
     assert "❌ **openai**" in shown and "✅ **local**" in shown
+    menu = [link.proto.label for link in at.sidebar.get("page_link")]  # llmapp's own menu
+    assert menu == ["Home", "1 · Simple prompt", "2 · Prompt chains", "3 · RAG over Chroma",
+                    "4 · Memory", "5 · Tools", "6 · Agent", "7 · Fine-tuning", "Safety filter",
+                    "Evaluation"]
 
 
 def test_home_reports_an_unreachable_server_from_secrets(app):

@@ -263,6 +263,7 @@ def test_a_reply_cut_by_a_page_switch_is_kept_marked_not_regenerated():
     assert not store.awaiting_reply  # kept: not asked again on return
     assert store.messages[-1].content == "Rainy days are for "
     assert store.messages[-1].notices[-1] == CUT_NOTICE
+    assert store.messages[-1].stats.summary().endswith("stopped before the end")
     empty = ChatStore()
     empty.add_user("Hello?")
     _keep_cut(empty, Reply(stream=ReplyStream(chunks, ReplyStats("local", "m")),
