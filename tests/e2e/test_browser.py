@@ -194,7 +194,9 @@ def test_the_tool_pages_examples_work_on_the_bundled_model(app_url, page, path, 
     reply.get_by_text(result).wait_for(timeout=120_000)
     reply.get_by_text("1 tool call(s)").click()
     reply.get_by_text("Chosen by similarity to examples").wait_for(timeout=10_000)
-    # in the step's result, in the model's sentence, and in the plain result
+    # found in CI: counted before the opened step had drawn its result
+    reply.get_by_test_id("stCode").first.wait_for(timeout=10_000)
+    # in the step's result, in the answer, and in the plain result
     assert reply.inner_text().count(stated) >= 3, reply.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{path.lower()}_router.png", full_page=True)
