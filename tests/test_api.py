@@ -124,7 +124,9 @@ def test_chat_streams_chunks_then_usage_and_answers_whole(api):
     assert text.strip()
     assert len([c for c in chunks if c.choices and c.choices[0].finish_reason]) == 1
     final = last(chunks)
-    assert final.choices[0].finish_reason in ("stop", "length")
+    # the stream's shape is under test: a sampled reply the safety filter withdraws
+    # (about 1 in 100 everyday replies at adult, bench_safety.py) ends as OpenAI's do
+    assert final.choices[0].finish_reason in ("stop", "length", "content_filter")
     stats = final.model_extra["llmapp"]["stats"]
     assert stats["provider"] == "local" and stats["ttft_s"] > 0
     usage = chunks[-1].usage
