@@ -16,6 +16,7 @@
     llmapp tune validate FILE [--json]
     llmapp tune train FILE --name NAME [--epochs N] [--held-out FILE|SHARE] [--json]
     llmapp tune models [--json]
+    llmapp models [--json] | models download KEY [--json] | models remove KEY
 
 Errors end in one line on stderr and a non-zero exit: 1 when the model
 failed, 2 for bad settings or arguments.
@@ -54,14 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand: one module per command group
     (:mod:`llmapp.cli.chat`, :mod:`llmapp.cli.rag`, :mod:`llmapp.cli.tools`,
     :mod:`llmapp.cli.db`, :mod:`llmapp.cli.safety`, :mod:`llmapp.cli.serve`,
-    :mod:`llmapp.cli.tune`)."""
-    from llmapp.cli import chat, db, rag, safety, serve, tools, tune
+    :mod:`llmapp.cli.tune`, :mod:`llmapp.cli.models`)."""
+    from llmapp.cli import chat, db, models, rag, safety, serve, tools, tune
 
     parser = IntermixedParser(prog="llmapp",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (chat, rag, tools, db, safety, serve, tune):
+    for group in (chat, rag, tools, db, safety, serve, tune, models):
         group.register(sub)
     return parser
 

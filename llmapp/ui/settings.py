@@ -147,7 +147,10 @@ def sidebar() -> Settings:
 
         clear_cache_button(settings)
     with provider_box:  # drawn once the settings say where the models live; a pick
-        _tuned_model_picker(settings)  # reruns the page, which then resolves with it
+        from llmapp.ui.models import model_manager  # reruns the page, which then resolves with it
+
+        model_manager(settings)
+        _tuned_model_picker(settings)
     provider, reason = active_provider(settings)
     st.sidebar.caption(f"Model: **{provider.label}** · `{provider.model_name(settings)}`  \n"
                        f"Why: {reason}.")

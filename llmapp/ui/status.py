@@ -62,7 +62,14 @@ def roadmap() -> None:
 def local_model_notice(settings: Settings) -> None:
     """An honest word about the bundled model, when it is the one in use."""
     provider, _ = active_provider(settings)
-    if provider.name == "local":
+    if provider.name == "local" and settings.local_model_path:
+        from pathlib import Path
+
+        st.info(f"You are chatting with a **local model** on this machine's CPU, "
+                f"`{Path(settings.local_model_path).name}` (picked in the sidebar's Model "
+                "provider panel). The pages still treat it as small: tools are routed for it, "
+                "and RAG answers quote the documents unless *Answer* is generative.", icon="💻")
+    elif provider.name == "local":
         st.info("You are chatting with the **bundled local model**, SmolLM2-135M: fast and "
                 "offline, but tiny. It often gets facts wrong and drifts on long answers. "
                 "It shows the mechanics; for quality, add an OpenAI key or an "
