@@ -309,13 +309,19 @@ def test_twenty_concurrent_streams_all_complete_and_none_mixed_up(api):
     assert len(set(ids)) == 20
     for chunks in results:
         assert {c.id for c in chunks} == {chunks[0].id}
-        assert last(chunks).choices[0].finish_reason in ("stop", "length")
     for (a, b), chunks in zip(pairs, results[:10]):
+        assert last(chunks).choices[0].finish_reason in ("stop", "length")
         steps = [c.model_extra["step"] for c in chunks if "step" in (c.model_extra or {})]
         assert steps[0]["args"]["expression"].replace(" ", "") == f"{a}*{b}"
         assert steps[1]["text"] == str(a * b)
     for chunks in results[10:]:
-        assert content(chunks).strip() and chunks[-1].usage.completion_tokens > 0
+        # ~1% of the bundled model's sampled replies are withdrawn at the default
+        # safety level (bench_safety.py); over 10 replies that failed CI once. The
+        # stream's shape and usage are what this test checks.
+        finish = last(chunks).choices[0].finish_reason
+        assert finish in ("stop", "length", "content_filter")
+        assert content(chunks).strip() or finish == "content_filter"
+        assert chunks[-1].usage.completion_tokens > 0
     assert api.health()["active"] == 0
 
 

@@ -25,7 +25,7 @@ from llmapp.routing import tool_choice
 from llmapp.settings import Settings
 from llmapp.streaming import ReplyStats
 from llmapp.tools import ToolError, available_tools, run_tool
-from llmapp.ui.chat import render_body
+from llmapp.ui.chat import render_body, render_earlier, reply_controls
 
 _CHOICE_LABELS = {"auto": "auto (router for small models)", "router": "semantic router",
                   "model": "the model"}
@@ -153,10 +153,10 @@ def _render_step(step: dict) -> None:
 
 
 def render_agent_chat(store: ChatStore) -> None:
-    """The transcript, each agent reply with its steps; under a blocked
-    message, the box to edit it."""
+    """The transcript, each agent reply with its steps; under the last
+    reply, Retry, Regenerate and Edit question, or the box to edit a blocked
+    message (:func:`~llmapp.ui.chat.reply_controls`)."""
     from llmapp.ui.feedback import feedback_row, saved_feedback
-    from llmapp.ui.safety import edit_blocked
 
     saved = saved_feedback(store)
     for message in store:
@@ -165,7 +165,7 @@ def render_agent_chat(store: ChatStore) -> None:
             render_body(message)
             render_results(message.steps)
             feedback_row(store, message, saved.get(message.id))
-    edit_blocked(store)
+    reply_controls(store)
 
 
 def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls: int,
@@ -173,9 +173,8 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
     """Run the agent on the last user message; steps render live into a
     status block, the answer streams as Markdown; all is kept in ``store``.
     Who picks the tools follows :func:`llmapp.routing.tool_choice`."""
-    from llmapp.ui.safety import edit_blocked, page_guard
-
     from llmapp.ui.feedback import feedback_row
+    from llmapp.ui.safety import page_guard
 
     history = store.history()
     question = history[-1]["content"]
@@ -224,8 +223,9 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
             st.error(str(exc), icon="⚠️")
     store.add(message)
     with box:
+        render_earlier(message)  # a regenerated reply gets the one it replaced when stored
         feedback_row(store, message)
-    edit_blocked(store)
+    reply_controls(store)
     return message
 
 

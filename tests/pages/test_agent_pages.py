@@ -141,3 +141,28 @@ def test_the_pages_examples_work_on_the_bundled_model(agent_page, page, question
     again = at.chat_message[1]
     assert any(s.value.endswith(f"says: {result}") for s in again.success)
     assert any("stated from the tool's result" in c.value for c in again.caption)
+
+
+def test_an_agent_reply_can_be_regenerated_and_its_question_edited(scripted, agent_page):
+    scripted({"answer": "First answer."}, {"answer": "Second answer."},
+             {"answer": "Third answer."})
+    at = agent_page()
+    at.chat_input[0].set_value("What is 2+2?").run()
+    [regenerate] = [b for b in at.button if b.label == "Regenerate"]
+    regenerate.click().run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    reply = at.chat_message[1]
+    assert reply.markdown[0].value == "Second answer."
+    [earlier] = [e for e in reply.expander if e.label.startswith("Earlier versions")]
+    assert "First answer." in [m.value for m in earlier.markdown]
+    [edit] = [t for t in at.text_area if t.label == "Your question"]
+    edit.set_value("What is 3+3?")
+    [send] = [b for b in at.button if b.label == "Send edited"]
+    send.click().run()
+    assert not at.exception
+    assert at.chat_message[0].markdown[0].value == "What is 3+3?"
+    assert at.chat_message[1].markdown[0].value == "Third answer."
+    at.run()  # redrawn from the store: one question, one reply, the earlier ones kept
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert any(e.label.startswith("Earlier versions") for e in at.chat_message[0].expander)
