@@ -161,21 +161,38 @@ class ChatStore:
         self.drop_last_reply()
 
     def edit_last_user(self, text: str) -> ChatMessage | None:
-        """Replace the last question (and the reply it got) with ``text``,
-        to be answered anew; the new question keeps the old one and its reply
-        among its :attr:`~ChatMessage.earlier`. None when ``text`` is blank
-        or there is no question."""
+        """Replace the last question (and the reply it got) with ``text``;
+        :meth:`edit_user` on the last question."""
+        users = [m for m in self.messages if m.role == "user"]
+        return self.edit_user(users[-1].id, text) if users else None
+
+    def edit_user(self, message_id: str, text: str) -> ChatMessage | None:
+        """Replace question ``message_id`` with ``text``, to be answered anew:
+        the reply it got and everything after it are taken back (a new
+        branch, as chat apps edit). The new question keeps the old one, its
+        reply and how many later messages went, among its
+        :attr:`~ChatMessage.earlier`. None when ``text`` is blank or no
+        question has that id."""
         text = text.strip()
-        users = [i for i, m in enumerate(self.messages) if m.role == "user"]
-        if not text or not users or users[-1] < len(self.messages) - 2:
+        at = next((i for i, m in enumerate(self.messages)
+                   if m.id == message_id and m.role == "user"), None)
+        if not text or at is None:
             return None
-        old = self.messages[users[-1]]
-        reply = self.messages[-1] if self.messages[-1].role == "assistant" else None
-        self.drop_last_reply()
-        self._drop_last_user()
-        message = ChatMessage("user", text, earlier=[
-            *old.earlier, {"content": old.content, "reply": reply.content if reply else ""}])
-        return self.add(message)
+        old = self.messages[at]
+        reply = next((m for m in self.messages[at + 1:at + 2] if m.role == "assistant"), None)
+        later = len(self.messages) - at - 1 - (reply is not None)
+        while len(self.messages) > at:  # newest first, as the stores delete
+            count = len(self.messages)
+            if self.messages[-1].role == "assistant":
+                self.drop_last_reply()
+            else:
+                self._drop_last_user()
+            if len(self.messages) == count:  # a message of another role: leave it
+                return None
+        version = {"content": old.content, "reply": reply.content if reply else ""}
+        if later:
+            version["later"] = later
+        return self.add(ChatMessage("user", text, earlier=[*old.earlier, version]))
 
     def _drop_last_user(self) -> None:
         if self.messages and self.messages[-1].role == "user":

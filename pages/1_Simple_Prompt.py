@@ -15,8 +15,8 @@ st.caption("A system prompt, sampling controls, and one model call per turn. The
            "streams in as Markdown; under it: time to first token, tokens/s, tokens and cost.")
 ui.local_model_notice(settings)
 
-ui.render_chat(store)
 if prompt := ui.chat_prompt("simple", "Ask anything"):
-    ui.render_message(store.add_user(prompt))
+    ui.add_user(store, prompt, draw=False)
+ui.render_chat(store)
 if store.awaiting_reply:
     ui.respond(store, settings, params, system_prompt)

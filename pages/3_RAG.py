@@ -22,8 +22,8 @@ settings = ui.answer_mode_control(settings)
 store = ui.open_conversation(ui.conversation_store(settings), page="rag", fresh=True)
 ui.clear_button(store)
 
-ui.render_rag_chat(store)
 if prompt := ui.chat_prompt("rag", f"Ask the {name} collection", disabled=not documents):
-    ui.render_message(store.add_user(prompt))
+    ui.add_user(store, prompt, draw=False)
+ui.render_rag_chat(store)
 if store.awaiting_reply:
     ui.answer(kb, name, store, settings, retrieval)

@@ -17,9 +17,9 @@ ui.local_model_notice(settings)
 ui.storage_notice(settings, "conversations")
 memory = ui.memory_controls(ui.context_window(settings), params.max_tokens)
 
-ui.render_chat(store)
 if prompt := ui.chat_prompt("memory", "Tell me something to remember, then ask about it"):
-    ui.add_user(store, prompt)
+    ui.add_user(store, prompt, draw=False)
+ui.render_chat(store)
 if store.awaiting_reply:
     ui.respond(store, settings, params, system_prompt, memory=memory)
 ui.memory_panel(store.last_budget)

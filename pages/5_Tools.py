@@ -18,8 +18,8 @@ st.caption("With tool calling, the app runs a function for the model and it read
 ui.tool_calling_notice(settings)
 ui.manual_console(tools)
 
-ui.render_agent_chat(store)
 if prompt := ui.chat_prompt("tools", "Ask something a tool can answer"):
-    ui.render_message(store.add_user(prompt))
+    ui.add_user(store, prompt, draw=False)
+ui.render_agent_chat(store)
 if store.awaiting_reply:
     ui.agent_reply(store, settings, tools, max_model_calls=2, max_tool_calls=3, params=params)

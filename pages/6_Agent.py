@@ -18,9 +18,9 @@ st.caption("The agent thinks, calls a tool, reads the result, and repeats until 
 ui.tool_calling_notice(settings)
 ui.manual_console(tools)
 
-ui.render_agent_chat(store)
 if prompt := ui.chat_prompt("agent", "Ask something that needs a tool"):
-    ui.add_user(store, prompt)
+    ui.add_user(store, prompt, draw=False)
+ui.render_agent_chat(store)
 if store.awaiting_reply:
     ui.agent_reply(store, settings, tools, max_model_calls=max_model_calls,
                    max_tool_calls=max_tool_calls, params=params)

@@ -165,3 +165,20 @@ def test_regenerated_replies_and_edited_questions_keep_their_earlier_versions(st
     again.regenerate()
     again.add(ChatMessage("assistant", "Carrots and peas."))
     assert store.messages(conv.id)[-1].earlier == [{"content": "Leeks and beans."}]
+
+
+def test_an_earlier_question_edited_takes_back_what_came_after_it(store):
+    conv = store.create(page="simple")
+    chat = store.load(conv.id)
+    first = chat.add_user("Name two fruits.")
+    chat.add(ChatMessage("assistant", "Apples and pears."))
+    chat.add_user("And two more?")
+    chat.add(ChatMessage("assistant", "Plums and figs."))
+    assert chat.edit_user("no-such-id", "Name two vegetables.") is None
+    assert chat.edit_user(first.id, "  ") is None and len(chat) == 4
+    edited = chat.edit_user(first.id, "Name two vegetables.")
+    assert chat.awaiting_reply and [m.content for m in chat] == ["Name two vegetables."]
+    assert edited.earlier == [{"content": "Name two fruits.", "reply": "Apples and pears.",
+                               "later": 2}]
+    [stored] = store.messages(conv.id)  # the database dropped the same messages
+    assert stored.content == "Name two vegetables." and stored.earlier == edited.earlier

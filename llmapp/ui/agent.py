@@ -25,7 +25,7 @@ from llmapp.routing import tool_choice
 from llmapp.settings import Settings
 from llmapp.streaming import ReplyStats
 from llmapp.tools import ToolError, available_tools, run_tool
-from llmapp.ui.chat import render_body, render_earlier, reply_controls
+from llmapp.ui.chat import edit_earlier, render_body, render_earlier, reply_controls
 
 _CHOICE_LABELS = {"auto": "auto (router for small models)", "router": "semantic router",
                   "model": "the model"}
@@ -164,6 +164,7 @@ def render_agent_chat(store: ChatStore) -> None:
             render_steps(message.steps)
             render_body(message)
             render_results(message.steps)
+            edit_earlier(store, message)
             feedback_row(store, message, saved.get(message.id))
     reply_controls(store)
 

@@ -74,8 +74,27 @@ def render_chat(store: ChatStore) -> None:
     for message in store:
         with st.chat_message(message.role):
             render_body(message)
+            edit_earlier(store, message)
             feedback_row(store, message, saved.get(message.id))
     reply_controls(store)
+
+
+def edit_earlier(store: ChatStore, message: ChatMessage) -> None:
+    """Under an earlier question (not the last one: *Edit question* under
+    the last reply does that), a small *Edit* popover: sending it takes back
+    everything after that question and answers the edited one; the old
+    branch stays under the question's Earlier versions."""
+    users = [m for m in store.messages if m.role == "user" and not m.withheld]
+    if message.role != "user" or message.withheld or not users or message is users[-1]:
+        return
+    box = f"_llmapp_edit_{message.id}"
+    with st.popover("Edit", icon="✏️"):
+        text = st.text_area("Your question", message.content, key=box)
+        st.button("Send edited", key=f"{box}_send", type="primary",
+                  on_click=lambda: store.edit_user(message.id, st.session_state[box]),
+                  disabled=not text.strip(),
+                  help="The replies after this question are taken back; they stay under "
+                       "its Earlier versions.")
 
 
 def reply_controls(store: ChatStore) -> None:
@@ -118,6 +137,8 @@ def render_earlier(message: ChatMessage) -> None:
                 st.markdown(f"**You asked:** {version['content']}")
                 if version.get("reply"):
                     st.markdown(f"**Reply:** {version['reply']}")
+                if version.get("later"):
+                    st.caption(f"and {version['later']} later message(s), taken back by the edit")
             else:
                 st.markdown(version["content"])
 

@@ -190,14 +190,17 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
             st.rerun()
 
 
-def add_user(store: ChatStore, text: str) -> None:
-    """Add and draw the user's message; if it cannot be saved, say so (it
+def add_user(store: ChatStore, text: str, draw: bool = True) -> None:
+    """Add the user's message, and draw it unless ``draw`` is False (the
+    page draws the transcript after: call this before it, so the controls
+    under the last reply are this turn's); if it cannot be saved, say so (it
     stays in this session)."""
     try:
         store.add_user(text)
     except LlmappError as exc:
         st.warning(f"Not saved: {exc}")
-    render_message(store.messages[-1])
+    if draw:
+        render_message(store.messages[-1])
 
 
 def memory_controls(window: int, max_tokens: int) -> Memory:

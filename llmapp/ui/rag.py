@@ -27,7 +27,7 @@ from llmapp.rag.extractive import FLOOR
 from llmapp.rag.loaders import SUPPORTED, display_name
 from llmapp.rag.store import DEFAULT_COLLECTION, RETRIEVERS, KnowledgeBase, make_client
 from llmapp.settings import Settings
-from llmapp.ui.chat import render_body, reply_controls, stream_reply
+from llmapp.ui.chat import edit_earlier, render_body, reply_controls, stream_reply
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "handbook"
 NEW = "➕ new collection…"
@@ -322,8 +322,10 @@ def render_rag_chat(store: ChatStore) -> None:
         with st.chat_message(message.role):
             render_body(message)
             render_sources(message)
+            edit_earlier(store, message)
             feedback_row(store, message, saved.get(message.id))
     reply_controls(store)
+
 
 def answer(kb: KnowledgeBase, name: str, store: ChatStore, settings: Settings,
            retrieval: RetrievalSettings, params: GenerationParams = ANSWER_PARAMS) -> None:

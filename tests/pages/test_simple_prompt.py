@@ -303,3 +303,23 @@ def test_regenerate_and_edit_keep_the_earlier_versions_across_a_reload(app, tmp_
     assert "**You asked:** Name two fruits." in [m.value for m in user.expander[0].markdown]
     reloaded = session(chat=at.query_params["chat"])
     assert [e.label for e in reloaded.chat_message[0].expander] == ["Earlier versions (1)"]
+
+
+def test_an_earlier_question_can_be_edited_and_the_branch_after_it_is_kept(app, tmp_path):
+    at = app(PAGE, LLMAPP_DATABASE_URL=f"sqlite:///{tmp_path}/c.sqlite3", LLMAPP_CACHE="off")
+    at.chat_input[0].set_value("Name two fruits.").run()
+    at.chat_input[0].set_value("Name two colours.").run()
+    assert [m.name for m in at.chat_message] == ["user", "assistant"] * 2
+    # The last question is edited under the last reply; an earlier one has its own box.
+    boxes = [t for t in at.text_area if t.label == "Your question"]
+    assert [b.value for b in boxes] == ["Name two fruits.", "Name two colours."]
+    boxes[0].input("Name two vegetables.")
+    [send, _] = [b for b in at.button if b.label == "Send edited"]
+    send.click().run()
+    assert not at.exception
+    user, answer = at.chat_message
+    assert user.markdown[0].value == "Name two vegetables." and answer.markdown[0].value
+    earlier = [m.value for m in user.expander[0].markdown]
+    assert "**You asked:** Name two fruits." in earlier
+    assert any("1 later message(s)" in c.value or "2 later message(s)" in c.value
+               for c in user.expander[0].caption)
