@@ -66,7 +66,24 @@ def test_a_run_reports_progress_and_registers_its_model(tuned):
     assert len((model.folder / "heldout.jsonl").read_text().splitlines()) == 4
     result = model.info["result"]
     assert result["steps"] == 2 and result["peak_rss_mb"] > 0 and result["answer_tokens"] > 0
+    assert result["epochs"] == 1
     assert not [p for p in model.folder.parent.iterdir() if p.name.startswith(".partial")]
+    check = job.status()["held_out_check"]  # base and tuned answered the 4 held out
+    assert check["examples"] == 4
+    assert 0 <= check["base_form"] <= 1 and 0 <= check["tuned_form"] <= 1
+    assert 0 < check["base_similarity"] <= 1 and 0 < check["tuned_similarity"] <= 1
+    moved = max(check["tuned_form"] - check["base_form"],
+                check["tuned_similarity"] - check["base_similarity"])
+    assert ("warning" in check) == (moved < 0.02)  # 2 steps seldom teach anything
+
+
+def test_epochs_default_to_enough_steps_for_the_size_of_the_set():
+    from llmapp.tuning.train import MAX_EPOCHS, MIN_EPOCHS, MIN_STEPS, epochs_for
+
+    assert epochs_for(95, 8) == 3  # the demo set: 12 steps an epoch, 36 steps
+    assert epochs_for(54, 8) == 6  # the 60-example set, 10% held out: 42 steps
+    assert epochs_for(45, 8) * 6 >= MIN_STEPS
+    assert epochs_for(10_000, 8) == MIN_EPOCHS and epochs_for(10, 8) == MAX_EPOCHS
 
 
 @pytest.mark.slow
@@ -148,7 +165,7 @@ def test_the_cli_trains_lists_and_refuses(tuned, tmp_path):
     assert "tiny" in run_cli("tune", "models", **env).stdout
     taken = run_cli("tune", "train", str(small_dataset(tmp_path)), "--name", "tiny", **env)
     assert taken.returncode == 2 and "named 'tiny' exists" in taken.stderr
-    for args, message in (((str(DEMO), "--name", "x", "--epochs", "0"), "--epochs must be"),
+    for args, message in (((str(DEMO), "--name", "x", "--epochs", "-1"), "--epochs must be"),
                           (("nowhere.jsonl", "--name", "x"), "There is no file nowhere.jsonl"),
                           ((str(DEMO), "--name", "x", "--held-out", "0.9"), "from 0 to 0.5")):
         bad = run_cli("tune", "train", *args, **env)

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "nothing.")
     train.add_argument("file")
     train.add_argument("--name", required=True, help="the tuned model's name")
-    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--epochs", type=int, default=0,
+                       help="passes over the examples; 0 (the default) chooses them from the "
+                            "dataset's size: at least 36 optimizer steps, 3 to 15 epochs")
     train.add_argument("--learning-rate", type=float, default=2e-4)
     train.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha is twice it)")
     train.add_argument("--held-out", default="0.1", metavar="FILE|SHARE",
@@ -109,9 +111,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from llmapp.tuning import jobs
     from llmapp.tuning.train import TrainConfig
 
-    for name, value in (("--epochs", args.epochs), ("--learning-rate", args.learning_rate),
-                        ("--rank", args.rank)):
+    for name, value in (("--learning-rate", args.learning_rate), ("--rank", args.rank)):
         _positive(name, value)
+    if args.epochs < 0:
+        raise ConfigError(f"--epochs must be 0 (chosen from the dataset's size) or more, got "
+                          f"{args.epochs}.")
     if not Path(args.file).is_file():
         raise ConfigError(f"There is no file {args.file}.")
     held_out: Path | float
@@ -151,13 +155,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False))
     elif status["status"] == "done":
         r = status["result"]
-        print(f"registered {status['model']}: {r['steps']} steps in {r['train_s']:.0f} s "
-              f"({r['s_per_step']:.1f} s/step), loss {r['first_loss']:.2f} -> "
-              f"{r['last_loss']:.2f}, peak RSS {r['peak_rss_mb']:,.0f} MB. Use it with "
-              f"LLMAPP_LOCAL_ADAPTER={status['model']}.")
+        print(f"registered {status['model']}: {_epochs(r)}, {r['steps']} steps "
+              f"in {r['train_s']:.0f} s ({r['s_per_step']:.1f} s/step), loss "
+              f"{r['first_loss']:.2f} -> {r['last_loss']:.2f}, peak RSS "
+              f"{r['peak_rss_mb']:,.0f} MB. Use it with LLMAPP_LOCAL_ADAPTER={status['model']}.")
+        print(held_out_line(status.get("held_out_check") or {}))
     else:
         print(f"{status['status']}: {status.get('error', '')}", file=sys.stderr)
     return 0 if status["status"] == "done" else 1
+
+
+def held_out_line(check: dict) -> str:
+    """One line on the held-out examples before and after training (see
+    :func:`llmapp.tuning.worker.held_out_check`); its warning follows."""
+    if "error" in check:
+        return f"held-out check failed: {check['error']}"
+    line = ""
+    if check.get("examples"):
+        line = (f"held-out ({check['examples']}): in the trained form {check['base_form']:.0%} "
+                f"-> {check['tuned_form']:.0%}, similarity to the reference "
+                f"{check['base_similarity']:.2f} -> {check['tuned_similarity']:.2f}")
+    if check.get("warning"):
+        line = f"{line}\nwarning: {check['warning']}".strip()
+    return line
 
 
 def _show(lines: list[dict], shown: int) -> int:
@@ -244,3 +264,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     write_jsonl(rows, args.out)
     print(f"{len(rows)} of {len(questions)} answers kept in {args.out}")
     return 0
+
+
+def _epochs(result: dict) -> str:
+    n = result.get("epochs")
+    return "? epochs" if n is None else f"{n} epoch{'' if n == 1 else 's'}"

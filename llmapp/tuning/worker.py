@@ -46,6 +46,40 @@ def split(examples: list[dict], held_out: str | float, seed: int) -> tuple[list,
             [e for i, e in enumerate(examples) if i in kept])
 
 
+CHECKED = 20
+"""Held-out examples answered by base and tuned after a run (~2 s each here)."""
+MOVED = 0.02
+"""The least change in the share of answers in the trained form, or in mean
+similarity to the reference, that counts as the run having taught anything."""
+
+
+def held_out_check(settings, model, held_out: list[dict]) -> dict:
+    """Base and tuned on up to :data:`CHECKED` held-out examples
+    (:func:`llmapp.tuning.compare.compare_models`): ``examples``,
+    ``base_form``/``tuned_form`` (shares in the reference's form),
+    ``base_similarity``/``tuned_similarity`` (MiniLM cosine, mean), and a
+    ``warning`` when neither moved by :data:`MOVED`; ``{"error": ...}`` when
+    the check itself failed (the model stays registered)."""
+    from llmapp.tuning.compare import compare_models
+
+    if not held_out:
+        return {"examples": 0, "warning": "No example was held out, so nothing shows whether "
+                                          "the run taught the model anything."}
+    try:
+        totals = compare_models(settings, model, held_out[:CHECKED]).totals()
+    except LlmappError as exc:
+        return {"error": str(exc)}
+    check = {"examples": min(len(held_out), CHECKED),
+             "base_form": totals["base"]["form"], "tuned_form": totals["tuned"]["form"],
+             "base_similarity": totals["base"]["similarity"],
+             "tuned_similarity": totals["tuned"]["similarity"]}
+    if (check["tuned_form"] - check["base_form"] < MOVED
+            and check["tuned_similarity"] - check["base_similarity"] < MOVED):
+        check["warning"] = ("Nothing moved on the held-out examples: the tuned model answers "
+                            "as the base does. Train on more examples, or for more epochs.")
+    return check
+
+
 def run(folder: Path) -> dict:
     """Do the job in ``folder``; return its final status (also written)."""
     from llmapp.providers.local import bundled_model_path, get_runtime
@@ -94,7 +128,9 @@ def run(folder: Path) -> dict:
             "result": result.to_dict(), "dataset": request["dataset"],
             "train_examples": len(train_set), "held_out": len(held_out),
             "created_at": time.time()}, replace=request.get("replace", False))
+        _write(folder, {"phase": "answering the held-out examples, base and tuned"})
         status = {"status": "done", "model": model.name, "result": result.to_dict(),
+                  "held_out_check": held_out_check(settings, model, held_out),
                   "seconds": time.time() - started}
     except Cancelled as exc:
         status = {"status": "cancelled", "error": str(exc)}

@@ -72,7 +72,9 @@ def test_a_trained_model_is_listed_picked_and_compared(app, env):
         "status"] == "done"
     at = app(PAGE)
     assert not at.exception
-    assert "**tiny** registered: 2 steps" in texts(at)
+    shown = texts(at)
+    assert "**tiny** registered: 1 epoch, 2 steps" in shown
+    assert "On **4 held-out examples**, base → tuned: in the trained form" in shown
     [models] = [d for d in at.dataframe if "model" in d.value.columns]
     assert list(models.value["model"]) == ["SmolLM2-135M + tiny"]
     at.sidebar.selectbox(key="_w_LLMAPP_LOCAL_ADAPTER").set_value("tiny").run()
