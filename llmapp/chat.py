@@ -95,6 +95,10 @@ class ChatMessage:
         return cls(**values)
 
 
+WITHDRAWN_VERSION = "*(withdrawn by the safety filter)*"
+"""What Earlier versions show for a regenerated reply that was withdrawn."""
+
+
 class ChatStore:
     """The messages of one conversation, oldest first."""
 
@@ -146,10 +150,12 @@ class ChatStore:
 
     @property
     def can_regenerate(self) -> bool:
-        """True when the last message is a finished reply (not failed, not
-        withdrawn) to a question that was sent."""
-        return len(self.messages) >= 2 and self.messages[-1].ratable and \
-            not self.messages[-2].withheld
+        """True when the last message is a finished reply (not failed; a
+        reply the safety filter withdrew counts) to a question that was sent."""
+        if len(self.messages) < 2 or self.messages[-2].withheld:
+            return False
+        last = self.messages[-1]
+        return last.ratable or (last.role == "assistant" and last.withheld and last.error is None)
 
     def regenerate(self) -> None:
         """Take back the last reply so the question is answered again; the
@@ -157,7 +163,8 @@ class ChatStore:
         if not self.can_regenerate:
             return
         old = self.messages[-1]
-        self._superseded = [*old.earlier, {"content": old.content}]
+        shown = WITHDRAWN_VERSION if old.withheld else old.content  # never the withdrawn text
+        self._superseded = [*old.earlier, {"content": shown}]
         self.drop_last_reply()
 
     def edit_last_user(self, text: str) -> ChatMessage | None:

@@ -182,3 +182,22 @@ def test_an_earlier_question_edited_takes_back_what_came_after_it(store):
                                "later": 2}]
     [stored] = store.messages(conv.id)  # the database dropped the same messages
     assert stored.content == "Name two vegetables." and stored.earlier == edited.earlier
+
+
+def test_a_withdrawn_reply_can_be_regenerated_without_showing_its_text(store):
+    from llmapp.chat import WITHDRAWN_VERSION
+
+    chat = store.load(store.create(page="simple").id)
+    chat.add_user("Write a short poem about a cat.")
+    chat.add(ChatMessage("assistant", "the withdrawn words", withheld=True,
+                         notices=["This reply was blocked by the safety filter"]))
+    assert chat.can_regenerate
+    chat.regenerate()
+    assert chat.awaiting_reply
+    again = chat.add(ChatMessage("assistant", "A cat sleeps in the sun."))
+    assert again.earlier == [{"content": WITHDRAWN_VERSION}]
+    blocked = store.load(store.create(page="simple").id)
+    blocked.add_user("a blocked question")
+    blocked.withhold_last_user()
+    blocked.add(ChatMessage("assistant", "", error="blocked by the safety filter"))
+    assert not blocked.can_regenerate  # a question never sent is edited, not regenerated

@@ -120,7 +120,8 @@ def run_panel(settings: Settings, kb, collection: str,
     count = len(questions or [])
     limit = middle.number_input("Questions to run", 1, max(count, 1), max(count, 1),
                                 key="eval_limit", disabled=not count,
-                                help="The first ones of the set: a quick check before a full run.")
+                                help="Run only the first N questions of the set (1 to all of them): a quick "
+                                     "check before a full run.")
     name = right.text_input("Run name", key="eval_name", placeholder="model judged by judge")
     questions = (questions or [])[:int(limit)]
     left, right = st.columns(2)

@@ -40,7 +40,8 @@ def _catalog(settings: Settings) -> None:
 
     limit = memory_limit_mb()
     st.caption("Downloaded from Hugging Face only when you click. Sizes are approximate; "
-               "tokens/s are estimates for 2 cores (the bundled model does ~140)."
+               "tokens/s are estimates for 2 free cores, scaled from the bundled model's "
+               "measured ~140 (less when the cores are shared)."
                + (f" This box allows {limit[0]:,} MB of memory ({limit[1]})." if limit else ""))
     for entry in CATALOG:
         here = downloaded(settings, entry)

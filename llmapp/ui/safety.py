@@ -121,8 +121,13 @@ def try_text(settings: Settings) -> None:
     if len(found := readings(text)) > 1:
         st.caption(f"Read with its disguises undone as well: “{found[1][:300]}”")
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.bar_chart({"category": list(scores), "score": list(scores.values())}, x="category",
-                 y="score", horizontal=True, height=320)
+    st.vega_lite_chart(  # the score axis is always 0 to 1: a 0.001 is not drawn as a full bar
+        {"data": {"values": [{"category": c, "score": v} for c, v in scores.items()]},
+         "mark": "bar", "height": 280,
+         "encoding": {"x": {"field": "score", "type": "quantitative",
+                            "scale": {"domain": [0, 1]}},
+                      "y": {"field": "category", "type": "nominal", "sort": None}}},
+        width="stretch")
     with st.expander("As JSON (what `llmapp guard --json` prints)"):
         st.code(json.dumps({"categories": scores}, indent=1), language="json")
 
