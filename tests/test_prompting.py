@@ -240,3 +240,12 @@ def test_an_unfillable_schema_fails_clearly_with_the_raw_text(local_settings):
     with pytest.raises(StructuredOutputError) as err:
         structured_output(local_settings, [{"role": "user", "content": "Pick n."}], schema)
     assert "even after one repair attempt" in str(err.value) and err.value.raw.startswith("{")
+
+
+def test_a_label_set_is_read_from_short_closed_outputs_only():
+    from llmapp.prompting.selectors import FOOD_EXAMPLES, label_set
+
+    assert label_set(FOOD_EXAMPLES) == ["fruit", "vegetable", "fish", "dairy", "grain"]
+    assert label_set([{"input": "a", "output": "a long free answer of many words"}]) == []
+    many = [{"input": str(n), "output": f"label {n}"} for n in range(21)]
+    assert label_set(many) == [] and label_set([]) == []

@@ -38,6 +38,20 @@ FOOD_EXAMPLES: list[Example] = [
 ]
 """The seed's food -> category example set, extended to five categories."""
 
+MAX_LABELS, MAX_LABEL_WORDS = 20, 4
+
+
+def label_set(examples: Sequence[Example]) -> list[str]:
+    """The examples' outputs as a closed set of labels, in first-seen order,
+    when they look like one (at most :data:`MAX_LABELS` distinct outputs of
+    at most :data:`MAX_LABEL_WORDS` words); else ``[]``. A classification's
+    answer can then be constrained to them."""
+    labels = list(dict.fromkeys(e["output"].strip() for e in examples))
+    if not labels or len(labels) > MAX_LABELS or \
+            any(not label or len(label.split()) > MAX_LABEL_WORDS for label in labels):
+        return []
+    return labels
+
 
 def parse_examples(text: str) -> list[Example]:
     """Examples from JSON text: a list of ``{"input": ..., "output": ...}``.

@@ -11,9 +11,9 @@ from llmapp.errors import LlmappError
 from llmapp.prompting import PromptError
 from llmapp.prompting.chains import Step, density, fit_document, sequential, skeleton, thought
 from llmapp.prompting.selectors import (FOOD_EXAMPLES, BudgetReport, check_examples, fit_budget,
-                                        parse_examples, select_examples)
-from llmapp.prompting.structured import BUILT_IN, StructuredOutputError, schema_of, \
-    structured_output
+                                        label_set, parse_examples, select_examples)
+from llmapp.prompting.structured import (BUILT_IN, StructuredOutputError, classify, schema_of,
+                                         structured_output)
 from llmapp.prompting.templates import SYSTEM_TEMPLATE, USER_TEMPLATE, PromptSpec
 from llmapp.providers import PROVIDERS, GenerationParams, active_provider, chat_model_for
 from llmapp.settings import Settings
@@ -214,6 +214,14 @@ def template_panel(settings: Settings, params: GenerationParams) -> None:
                                 disabled=kind != "ngram")
     budget = s4.number_input("Example budget (tokens)", 10, 4000, 200, 10, key="t_budget")
     question = st.text_input("Question", "mango", key="t_question")
+    labels = label_set(examples or [])
+    closed = st.toggle("Answer with one of the examples' outputs (constrained decoding)",
+                       bool(labels), key="t_closed", disabled=not labels,
+                       help="The answer is decoded under a JSON Schema enum of the outputs ("
+                            + (", ".join(labels) or "the examples have no closed set of short "
+                               "outputs") + "): a grammar on the local model, OpenAI's "
+                            "structured outputs elsewhere. A small model then cannot wander off "
+                            "the label set; off, it writes freely.")
     if examples is None or not st.button("Run", type="primary", key="t_run"):
         return
     provider, _ = active_provider(settings)
@@ -241,6 +249,14 @@ def template_panel(settings: Settings, params: GenerationParams) -> None:
         for message in messages:
             st.caption(message["role"])
             st.code(message["content"], language=None, wrap_lines=True)
+    if closed and labels:
+        try:
+            with st.spinner("Choosing among the labels…"):
+                st.markdown(f"**{classify(settings, messages, labels)}**")
+            st.caption(f"Constrained to the examples' outputs: {', '.join(labels)}.")
+        except LlmappError as exc:
+            st.error(str(exc))
+        return
     model = chat_model_for(settings, provider.name, params)
     try:
         chunks = (str(c.text) for c in model.stream(to_langchain(messages)) if c.text)

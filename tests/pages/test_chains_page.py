@@ -70,3 +70,13 @@ def test_every_chain_technique_runs_on_the_bundled_model(app, technique, expecte
     assert all(label in labels for label in expected), labels
     if technique == "thought":
         assert any(c.value.endswith("Let's think step by step.") for c in at.code)
+
+
+def test_the_few_shot_example_answers_from_the_label_set_on_the_bundled_model(app):
+    """The page's own example: "mango" is a fruit, decoded under an enum of
+    the examples' outputs (free sampling gave "Boskakes…" in a browser walk)."""
+    at = run_technique(app(PAGE), "template")
+    assert at.toggle(key="t_closed").value is True
+    assert "**fruit**" in [m.value for m in at.markdown]
+    assert any(c.value.startswith("Constrained to the examples' outputs: fruit, vegetable")
+               for c in at.caption)
