@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from llmapp import config
 from llmapp.agent import AgentEvent
 from llmapp.chat import ChatMessage, ChatStore
 from llmapp.errors import LlmappError
-from llmapp.safety import SafetyError
 from llmapp.providers import GenerationParams, active_provider
 from llmapp.rag.store import DEFAULT_COLLECTION
 from llmapp.routed import run_with_tools
 from llmapp.routing import tool_choice
+from llmapp.safety import SafetyError
 from llmapp.settings import Settings
 from llmapp.streaming import ReplyStats
 from llmapp.tools import ToolError, available_tools, run_tool
-from llmapp.ui.chat import edit_earlier, render_body, render_earlier, reply_controls
+from llmapp.ui.chat import CUT_NOTICE, edit_earlier, render_body, render_earlier, reply_controls
+
+log = logging.getLogger(__name__)
 
 _CHOICE_LABELS = {"auto": "auto (router for small models)", "router": "semantic router",
                   "model": "the model"}
@@ -186,21 +190,31 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
         try:
             status = st.status("Thinking…", expanded=True)
             answer_box = st.empty()
+            stop = st.empty()  # any click reruns the page, which stops the run
+            stop.button("Stop", key="_llmapp_stop", icon="⏹️",
+                        help="Stop this reply and keep what has arrived.")
             tokens: list[str] = []
             answer = ""
             started, first, stated = time.perf_counter(), None, False
-            for event in run_with_tools(settings, tools, question, params=params,
-                                        history=history[:-1], max_model_calls=max_model_calls,
-                                        max_tool_calls=max_tool_calls,
-                                        guard=page_guard(settings)):
-                if event.kind in ("token", "answer") and first is None:
-                    first = time.perf_counter() - started
-                stated = stated or (event.kind == "answer" and event.decided_by == "llmapp")
-                if event.kind == "withdrawn":
-                    withdrawn = event.text
-                    answer_box.warning(withdrawn, icon="🛡️")
-                    continue
-                answer = _show(event, status, answer_box, tokens, steps) or answer
+            events = run_with_tools(settings, tools, question, params=params,
+                                    history=history[:-1], max_model_calls=max_model_calls,
+                                    max_tool_calls=max_tool_calls, guard=page_guard(settings))
+            try:
+                for event in events:
+                    if event.kind in ("token", "answer") and first is None:
+                        first = time.perf_counter() - started
+                    stated = stated or (event.kind == "answer" and event.decided_by == "llmapp")
+                    if event.kind == "withdrawn":
+                        withdrawn = event.text
+                        answer_box.warning(withdrawn, icon="🛡️")
+                        continue
+                    answer = _show(event, status, answer_box, tokens, steps) or answer
+            except ScriptControlException:  # Stop, a page switch or another click
+                _keep_cut(store, answer or "".join(tokens), steps)
+                raise
+            finally:
+                events.close()  # frees the model now, not at garbage collection
+                stop.empty()
             calls = sum(s["kind"] == "tool_call" for s in steps)
             stopped = any(s["kind"] == "limit" for s in steps)
             status.update(label=_label(calls, stopped), state="error" if stopped else "complete",
@@ -228,6 +242,17 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
         feedback_row(store, message)
     reply_controls(store)
     return message
+
+
+def _keep_cut(store: ChatStore, text: str, steps: list[dict]) -> None:
+    """Keep an agent reply that was interrupted mid-run, marked as cut (as
+    :func:`llmapp.ui.chat.stream_reply` does); nothing when nothing arrived."""
+    if not text.strip() and not steps:
+        return
+    try:
+        store.add(ChatMessage("assistant", text, steps=list(steps), notices=[CUT_NOTICE]))
+    except Exception:
+        log.warning("the interrupted reply could not be kept", exc_info=True)
 
 
 def _stats(settings: Settings, stated: bool, ttft_s: float | None, total_s: float) -> ReplyStats:
