@@ -247,8 +247,10 @@ def test_xllamacpp_starts_another_server_only_when_requests_overlap(pool):
     assert (pool.servers(), pool.slots, pool.parallel) == (1, 1, 2)
     alone = pool.complete(ESSAY, Sampling(max_tokens=8, temperature=0))
     assert alone.completion_tokens == 8 and pool.servers() == 1
-    first = pool.stream(ESSAY, Sampling(max_tokens=400))
-    second = pool.stream(ESSAY, Sampling(max_tokens=400))
+    # Greedy: the essay runs its 400 tokens (~4 s). Sampled, one ended at 303
+    # within the third's 2 s wait, freed its server, and nothing was busy (CI).
+    first = pool.stream(ESSAY, Sampling(max_tokens=400, temperature=0))
+    second = pool.stream(ESSAY, Sampling(max_tokens=400, temperature=0))
     next(first), next(second)  # both decoding at once, one per server
     assert pool.servers() == 2 and pool.in_flight() == 2
     with pytest.raises(ProviderError) as err:  # a third waits for a slot, then gives up
@@ -264,7 +266,7 @@ def test_xllamacpp_starts_no_server_the_memory_cannot_hold(pool, monkeypatch):
     from llmapp import config
 
     monkeypatch.setattr(config, "LOCAL_SERVER_MIN_FREE_MB", 10**9)
-    first = pool.stream(ESSAY, Sampling(max_tokens=400))
+    first = pool.stream(ESSAY, Sampling(max_tokens=400, temperature=0))  # greedy: runs its 400
     next(first)
     try:
         with pytest.raises(ProviderError) as err:
