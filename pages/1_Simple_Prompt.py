@@ -16,7 +16,7 @@ st.caption("A system prompt, sampling controls, and one model call per turn. The
 ui.local_model_notice(settings)
 
 if prompt := ui.chat_prompt("simple", "Ask anything"):
-    ui.add_user(store, prompt, draw=False)
+    ui.add_user(store, prompt)
 ui.render_chat(store)
 if ui.awaiting(store):
     ui.respond(store, settings, params, system_prompt)

@@ -23,7 +23,7 @@ store = ui.open_conversation(ui.conversation_store(settings), page="rag", fresh=
 ui.clear_button(store)
 
 if prompt := ui.chat_prompt("rag", f"Ask the {name} collection", disabled=not documents):
-    ui.add_user(store, prompt, draw=False)
+    ui.add_user(store, prompt)
 ui.render_rag_chat(store)
 if ui.awaiting(store):
     ui.answer(kb, name, store, settings, retrieval)

@@ -18,7 +18,7 @@ ui.storage_notice(settings, "conversations")
 memory = ui.memory_controls(ui.context_window(settings), params.max_tokens)
 
 if prompt := ui.chat_prompt("memory", "Tell me something to remember, then ask about it"):
-    ui.add_user(store, prompt, draw=False)
+    ui.add_user(store, prompt)
 ui.render_chat(store)
 if ui.awaiting(store):
     ui.respond(store, settings, params, system_prompt, memory=memory)

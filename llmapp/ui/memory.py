@@ -17,7 +17,6 @@ from llmapp.export import ExportError, to_finetune_jsonl, to_json, to_markdown
 from llmapp.memory import DEFAULT_STRATEGY, LABELS, MAX_K, STRATEGIES, Memory, MemoryReport
 from llmapp.settings import Settings
 from llmapp.storage.urls import sqlite_file
-from llmapp.ui.chat import render_message
 
 _CURRENT = "_llmapp_conversation"
 
@@ -109,6 +108,11 @@ def open_conversation(db: ConversationStore | None, page: str = "memory",
     return store
 
 
+def _store_key(conversation_id: str) -> str:
+    """The session-state key of a stored conversation's chat store."""
+    return f"_llmapp_chat_memory_{conversation_id}"
+
+
 def _conversation(db: ConversationStore | None, page: str, fresh: bool) -> ChatStore:
     unsaved = f"_llmapp_chat_{page}_unsaved"
     if db is None:
@@ -131,7 +135,7 @@ def _conversation(db: ConversationStore | None, page: str, fresh: bool) -> ChatS
         st.error(str(exc))
         return st.session_state.setdefault(unsaved, ChatStore())
     st.query_params["chat"] = current
-    key = f"_llmapp_chat_memory_{current}"
+    key = _store_key(current)
     if key not in st.session_state:
         st.session_state[key] = db.load(current)
     return st.session_state[key]
@@ -188,7 +192,7 @@ def awaiting(store: ChatStore) -> bool:
     show, here = st.columns(2)
     if show.button("Show it", key="_llmapp_show_other", icon="🔄", width="stretch",
                    help="Read the conversation again from the database."):
-        st.session_state.pop(f"_llmapp_chat_memory_{conversation}", None)
+        st.session_state.pop(_store_key(conversation), None)
         st.rerun()
     return here.button("Answer here instead", key="_llmapp_answer_here", width="stretch")
 
@@ -249,17 +253,14 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
             st.rerun()
 
 
-def add_user(store: ChatStore, text: str, draw: bool = True) -> None:
-    """Add the user's message, and draw it unless ``draw`` is False (the
-    page draws the transcript after: call this before it, so the controls
-    under the last reply are this turn's); if it cannot be saved, say so (it
-    stays in this session)."""
+def add_user(store: ChatStore, text: str) -> None:
+    """Add the user's message, drawn with the transcript after it (call this
+    before drawing it, so the controls under the last reply are this
+    turn's); if it cannot be saved, say so (it stays in this session)."""
     try:
         store.add_user(text)
     except LlmappError as exc:
         st.warning(f"Not saved: {exc}")
-    if draw:
-        render_message(store.messages[-1])
 
 
 def memory_controls(window: int, max_tokens: int) -> Memory:
