@@ -125,9 +125,12 @@ def ask_on_page(page, url: str, prompt: str, timeout_s: float = 180) -> dict:
     return watch_reply(page, sent, timeout_s)
 
 
-def watch_reply(page, sent: float, timeout_s: float) -> dict:
+def watch_reply(page, sent: float, timeout_s: float, marker: str = "tokens/s") -> dict:
+    """TTFT and tokens/s of the first reply on the page, until its stats
+    line (which contains ``marker``) shows. An answer quoted by llmapp (the
+    RAG page's extractive answers) has no token count: its tokens are 0."""
     reply = page.get_by_test_id("stChatMessage").nth(1)
-    stats = reply.get_by_text("tokens/s")
+    stats = reply.get_by_text(marker)
     first = last = None
     seen = 0
     deadline = time.monotonic() + timeout_s
@@ -145,7 +148,8 @@ def watch_reply(page, sent: float, timeout_s: float) -> dict:
         time.sleep(0.02)
     else:
         raise RuntimeError("the reply did not finish in time")
-    tokens = completion_tokens(stats.first.inner_text())
+    text = stats.first.inner_text()
+    tokens = completion_tokens(text) if "completion tokens" in text else 0
     return {"ttft_s": first - sent, "tokens": tokens,
             "tokens_per_s": (tokens - 1) / (last - first) if last and last > first else 0.0,
             "end": last}
@@ -231,7 +235,7 @@ def main() -> None:
             box.fill(RAG_QUESTION)
             sent = time.perf_counter()
             box.press("Enter")
-            result["rag"] = watch_reply(page, sent, 180)
+            result["rag"] = watch_reply(page, sent, 180, marker="s total")
             result["rag"].pop("end")
             result["peak_rss_mb"] = peak_rss_mb(server.pid)
             result["four_sessions"] = four_at_once(browser, url)
