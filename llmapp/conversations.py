@@ -102,6 +102,25 @@ class ConversationStore:
                                            updated_at=now, page=page))
         return conv
 
+    def drop_empty(self, page: str, older_than_s: float) -> int:
+        """Delete the conversations of ``page`` that hold no message and
+        were created more than ``older_than_s`` seconds ago (each visit
+        opens a conversation of its own, so unused ones would pile up).
+
+        Returns:
+            How many were deleted.
+        """
+        from sqlalchemy import exists, select
+
+        from llmapp.storage.schema import conversations as c
+        from llmapp.storage.schema import messages as m
+
+        with self.database.write() as conn:
+            stale = select(c.c.id).where(
+                c.c.page == page, c.c.created_at < time.time() - older_than_s,
+                ~exists().where(m.c.conversation_id == c.c.id))
+            return conn.execute(c.delete().where(c.c.id.in_(stale))).rowcount
+
     def list(self, page: str | None = None) -> list[Conversation]:
         """The conversations of ``page`` (all of them for None), most
         recently updated first."""

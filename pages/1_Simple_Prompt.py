@@ -7,7 +7,7 @@ from llmapp import ui
 st.set_page_config(page_title="1 · Simple prompt", page_icon="💬")
 settings = ui.sidebar()
 params, system_prompt = ui.generation_controls(settings, page="simple")
-store = ui.open_conversation(ui.conversation_store(settings), page="simple", fresh=True)
+store = ui.open_conversation(ui.conversation_store(settings), page="simple")
 ui.clear_button(store)
 
 st.title("💬 1 · Simple prompt")

@@ -19,7 +19,7 @@ ui.storage_notice(settings, "documents")
 documents = ui.collection_manager(kb, name)
 retrieval = ui.retrieval_controls(documents)
 settings = ui.answer_mode_control(settings)
-store = ui.open_conversation(ui.conversation_store(settings), page="rag", fresh=True)
+store = ui.open_conversation(ui.conversation_store(settings), page="rag")
 ui.clear_button(store)
 
 if prompt := ui.chat_prompt("rag", f"Ask the {name} collection", disabled=not documents):

@@ -8,7 +8,7 @@ st.set_page_config(page_title="5 · Tools", page_icon="🔧")
 settings = ui.tool_choice_control(ui.sidebar())
 params, _ = ui.generation_controls(settings, page="tools", system=False)
 tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
-store = ui.open_conversation(ui.conversation_store(settings), page="tools", fresh=True)
+store = ui.open_conversation(ui.conversation_store(settings), page="tools")
 ui.clear_button(store)
 
 st.title("🔧 5 · Tools")

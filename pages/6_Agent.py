@@ -10,7 +10,7 @@ params, _ = ui.generation_controls(settings, page="agent", system=False)
 max_model_calls, max_tool_calls = ui.agent_limits()
 tools = ui.tool_picker(settings, ui.knowledge_base_quiet(settings))
 db = ui.conversation_store(settings)
-store = ui.open_conversation(db, page="agent", fresh=True)
+store = ui.open_conversation(db, page="agent")
 
 st.title("🤖 6 · Agent")
 st.caption("The agent thinks, calls a tool, reads the result, and repeats until it can answer "

@@ -20,6 +20,7 @@ _CURRENT = "_llmapp_conversation"
 
 _FAILED = "_llmapp_store_failed"
 RETRY_AFTER_S = 30.0
+EMPTY_KEPT_S = 7 * 24 * 3600.0  # an unused conversation is dropped after a week
 """After a database could not be opened, how long a session waits before it
 tries again, in seconds (an unreachable server costs a connect timeout)."""
 
@@ -89,18 +90,20 @@ def _select(conversation_id: str, page: str) -> None:
     st.session_state[_current(page)] = conversation_id
 
 
-def open_conversation(db: ConversationStore | None, page: str = "memory",
-                      fresh: bool = False) -> ChatStore:
+def open_conversation(db: ConversationStore | None, page: str = "memory") -> ChatStore:
     """The conversation open on ``page``, kept in the database: the one
     picked in its sidebar, else the one the address names (``?chat=<id>``,
-    so a reload opens it again), else with ``fresh`` an empty one (one left
-    empty is reused), else the page's most recent. Each page lists its own
-    (found: the Agent page opened on the Memory page's conversation, without
-    saying so). Without a store (or when it fails) a session-only chat
-    store. Draws nothing but an error: the list comes last, from
-    :func:`conversation_picker`, so it shows this run's reply. ``page`` is
-    recorded with feedback on its replies."""
-    store = _conversation(db, page, fresh)
+    so a reload opens it again), else a new one of this session's own.
+
+    A new session never opens another's conversation (found: two visitors
+    at once were given one empty conversation and saw each other's
+    messages); earlier ones are a click away in the sidebar's list. Each
+    page lists its own (found: the Agent page opened on the Memory page's
+    conversation, without saying so). Without a store (or when it fails) a
+    session-only chat store. Draws nothing but an error: the list comes
+    last, from :func:`conversation_picker`, so it shows this run's reply.
+    ``page`` is recorded with feedback on its replies."""
+    store = _conversation(db, page)
     store.page = page
     return store
 
@@ -110,23 +113,16 @@ def _store_key(conversation_id: str) -> str:
     return f"_llmapp_chat_memory_{conversation_id}"
 
 
-def _conversation(db: ConversationStore | None, page: str, fresh: bool) -> ChatStore:
+def _conversation(db: ConversationStore | None, page: str) -> ChatStore:
     unsaved = f"_llmapp_chat_{page}_unsaved"
     if db is None:
         return st.session_state.setdefault(unsaved, ChatStore())
     try:
         current = st.session_state.get(_current(page))
-        conversations = db.list(page=page)
-        ids = [c.id for c in conversations]
+        ids = [c.id for c in db.list(page=page)]
         if current not in ids:
             linked = st.query_params.get("chat")
-            empty = [c.id for c in conversations if c.messages == 0]
-            if linked in ids:
-                current = linked
-            elif fresh or not ids:
-                current = empty[0] if empty else db.create(page=page).id
-            else:
-                current = ids[0]
+            current = linked if linked in ids else _new_conversation(db, page)
             _select(current, page)
     except StoreError as exc:
         st.error(str(exc))
@@ -138,6 +134,12 @@ def _conversation(db: ConversationStore | None, page: str, fresh: bool) -> ChatS
     return st.session_state[key]
 
 
+def _new_conversation(db: ConversationStore, page: str) -> str:
+    """A new conversation of ``page``; those left empty for a week go."""
+    db.drop_empty(page, older_than_s=EMPTY_KEPT_S)
+    return db.create(page=page).id
+
+
 def clear_button(store: ChatStore) -> None:
     """"Clear chat" in the sidebar: a stored chat starts a new, empty
     conversation of its page (the old one stays in the database); a
@@ -145,7 +147,7 @@ def clear_button(store: ChatStore) -> None:
     def clear() -> None:
         if isinstance(store, PersistedChatStore):
             try:
-                _select(store.db.create(page=store.page).id, store.page)
+                _select(_new_conversation(store.db, store.page), store.page)
                 return
             except StoreError:
                 pass  # the chat stays; emptied below, in this session only
@@ -164,15 +166,17 @@ def conversation_picker(db: ConversationStore | None, store: ChatStore) -> None:
     except StoreError as exc:
         st.sidebar.error(str(exc))
         return
-    ids = [c.id for c in conversations]
     current = store.conversation_id
+    # Every visit opens its own conversation: list the used ones, and this one.
+    conversations = [c for c in conversations if c.messages or c.id == current]
+    ids = [c.id for c in conversations]
     if current not in ids:  # deleted by another session meanwhile
         return
     bar = st.sidebar
     bar.subheader("Conversations")
     page = store.page
     bar.button("New conversation", icon="➕", width="stretch",
-               on_click=lambda: _select(db.create(page=page).id, page))
+               on_click=lambda: _select(_new_conversation(db, page), page))
     titles = {c.id: f"{c.title} · {c.messages} msgs" for c in conversations}
     st.session_state["_w_conversation"] = current
     bar.radio("Open", ids, format_func=titles.get, key="_w_conversation",

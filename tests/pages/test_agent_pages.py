@@ -91,9 +91,36 @@ def test_the_agent_opens_its_own_conversation_not_the_memory_pages(agent_page, t
     at = agent_page()
     assert not at.exception and len(at.chat_message) == 0  # not the Memory page's chat
     assert at.sidebar.radio[0].options == ["New conversation · 0 msgs"]  # the agent's own
-    again = agent_page()  # another session: the empty one is reused, not a third made
-    assert len(again.chat_message) == 0 and len(db.list()) == 2
     assert [c.page for c in db.list()] == ["agent", "memory"]
+
+
+def test_two_visitors_at_once_never_share_a_conversation(scripted, agent_page, tmp_path):
+    from llmapp.conversations import ConversationStore
+
+    scripted({"answer": "Noted, Ada."}, {"answer": "Noted, Bo."})
+    first, second = agent_page(), agent_page()  # both arrive before either writes
+    first.chat_input[0].set_value("My name is Ada.").run()
+    second.chat_input[0].set_value("My name is Bo.").run()
+    assert [m.markdown[0].value for m in first.chat_message][0] == "My name is Ada."
+    assert [m.markdown[0].value for m in second.chat_message][0] == "My name is Bo."
+    db = ConversationStore(tmp_path / "conversations.sqlite3")
+    assert sorted(c.messages for c in db.list()) == [2, 2]
+    third = agent_page()  # a later visitor opens an empty one; theirs are listed
+    assert len(third.chat_message) == 0 and len(third.sidebar.radio[0].options) == 3
+
+
+def test_conversations_left_empty_for_a_week_are_dropped(tmp_path):
+    from llmapp.conversations import ConversationStore
+
+    db = ConversationStore(tmp_path / "c.sqlite3")
+    old, used, recent = (db.create(page="agent") for _ in range(3))
+    from llmapp.chat import ChatMessage
+
+    db.append(used.id, ChatMessage("user", "hi"))
+    assert db.drop_empty("agent", older_than_s=0.0) == 2
+    assert [c.id for c in db.list()] == [used.id]
+    db.create(page="agent")
+    assert db.drop_empty("agent", older_than_s=3600.0) == 0
 
 
 def test_tools_page_runs_one_tool_round_and_the_console(scripted, agent_page):

@@ -74,6 +74,7 @@ def test_two_turns_and_the_panel_shows_what_the_model_got(app, db_url, tmp_path)
     [saved] = list_feedback(db.database)
     assert (saved.page, saved.rating, saved.conversation_id) == ("memory", -1, conv.id)
     again = app(PAGE, LLMAPP_DATABASE_URL=db_url, LLMAPP_SAFETY_LEVEL="off")  # a new session
+    again.sidebar.radio[0].set_value(conv.id).run()  # reopens it from the list
     assert [f.value for f in again.feedback] == [0, None]
 
 
@@ -95,13 +96,16 @@ def test_conversations_are_listed_resumed_and_exported(app, db_url, tmp_path):
     db.append(old.id, ChatMessage("assistant", "earlier answer"))
     at = app(PAGE, LLMAPP_DATABASE_URL=db_url)
     radio = at.sidebar.radio[0]
-    assert radio.value == old.id and not at.exception
+    assert radio.value != old.id and len(at.chat_message) == 0  # a visit opens its own
+    assert radio.options[1] == "Old chat · 2 msgs" and not at.exception
+    at.sidebar.radio[0].set_value(old.id).run()
+    assert at.sidebar.radio[0].value == old.id and not at.exception
     assert [m.markdown[0].value for m in at.chat_message] == ["earlier question", "earlier answer"]
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Markdown", "JSON", "Fine-tuning JSONL (all conversations)"]
     [new] = [b for b in at.sidebar.button if b.label == "New conversation"]
     new.click().run()
-    assert len(at.chat_message) == 0 and len(db.list()) == 2
+    assert len(at.chat_message) == 0 and len(db.list()) == 3  # the visit's, the old, the new
     assert "This conversation is empty" in texts(at)
 
 
