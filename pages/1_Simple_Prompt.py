@@ -18,5 +18,5 @@ ui.local_model_notice(settings)
 if prompt := ui.chat_prompt("simple", "Ask anything"):
     ui.add_user(store, prompt)
 ui.render_chat(store)
-if store.awaiting_reply:
+if ui.awaiting(store):
     ui.respond(store, settings, params, system_prompt)

@@ -25,5 +25,5 @@ ui.clear_button(store)
 if prompt := ui.chat_prompt("rag", f"Ask the {name} collection", disabled=not documents):
     ui.add_user(store, prompt)
 ui.render_rag_chat(store)
-if store.awaiting_reply:
+if ui.awaiting(store):
     ui.answer(kb, name, store, settings, retrieval)

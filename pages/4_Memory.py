@@ -20,7 +20,7 @@ memory = ui.memory_controls(ui.context_window(settings), params.max_tokens)
 if prompt := ui.chat_prompt("memory", "Tell me something to remember, then ask about it"):
     ui.add_user(store, prompt)
 ui.render_chat(store)
-if store.awaiting_reply:
+if ui.awaiting(store):
     ui.respond(store, settings, params, system_prompt, memory=memory)
 ui.memory_panel(store.last_budget)
 ui.conversation_picker(db, store)

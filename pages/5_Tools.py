@@ -21,5 +21,5 @@ ui.manual_console(tools)
 if prompt := ui.chat_prompt("tools", "Ask something a tool can answer"):
     ui.add_user(store, prompt)
 ui.render_agent_chat(store)
-if store.awaiting_reply:
+if ui.awaiting(store):
     ui.agent_reply(store, settings, tools, max_model_calls=2, max_tool_calls=3, params=params)

@@ -21,7 +21,7 @@ ui.manual_console(tools)
 if prompt := ui.chat_prompt("agent", "Ask something that needs a tool"):
     ui.add_user(store, prompt)
 ui.render_agent_chat(store)
-if store.awaiting_reply:
+if ui.awaiting(store):
     ui.agent_reply(store, settings, tools, max_model_calls=max_model_calls,
                    max_tool_calls=max_tool_calls, params=params)
 ui.conversation_picker(db, store)

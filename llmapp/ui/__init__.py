@@ -7,8 +7,9 @@ from llmapp.ui.chat import chat_prompt, render_chat, render_message, respond
 from llmapp.ui.controls import generation_controls
 from llmapp.ui.navigation import menu
 from llmapp.ui.settings import read_secrets, sidebar
-from llmapp.ui.memory import (add_user, clear_button, conversation_picker, conversation_store,
-                              export_buttons, memory_controls, memory_panel, open_conversation)
+from llmapp.ui.memory import (add_user, awaiting, clear_button, conversation_picker,
+                              conversation_store, export_buttons, memory_controls, memory_panel,
+                              open_conversation)
 from llmapp.ui.rag import (answer, answer_mode_control, collection_manager, ingest_panel,
                            knowledge_base, knowledge_base_quiet,
                            render_rag_chat, render_sources, retrieval_controls)
@@ -31,7 +32,7 @@ __all__ = [
     "chain_panel", "structured_panel", "technique_picker", "template_panel",
     "answer", "collection_manager", "ingest_panel", "knowledge_base", "render_rag_chat",
     "render_sources", "retrieval_controls", "answer_mode_control",
-    "add_user", "context_window", "conversation_picker", "conversation_store", "export_buttons",
+    "add_user", "awaiting", "context_window", "conversation_picker", "conversation_store", "export_buttons",
     "open_conversation",
     "memory_controls", "memory_panel",
     "generation_controls", "local_model_notice", "provider_status",

@@ -177,7 +177,18 @@ def agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls:
                 max_tool_calls: int, params: GenerationParams) -> ChatMessage:
     """Run the agent on the last user message; steps render live into a
     status block, the answer streams as Markdown; all is kept in ``store``.
-    Who picks the tools follows :func:`llmapp.routing.tool_choice`."""
+    Who picks the tools follows :func:`llmapp.routing.tool_choice`. The
+    conversation is marked as being answered meanwhile
+    (:func:`llmapp.ui.memory.awaiting`)."""
+    from llmapp.ui.memory import answering
+
+    with answering(store):
+        return _agent_reply(store, settings, tools, max_model_calls=max_model_calls,
+                            max_tool_calls=max_tool_calls, params=params)
+
+
+def _agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls: int,
+                 max_tool_calls: int, params: GenerationParams) -> ChatMessage:
     from llmapp.ui.feedback import feedback_row
     from llmapp.ui.safety import page_guard
 

@@ -165,6 +165,17 @@ def _keep_cut(store: ChatStore, reply: Any) -> None:
 def stream_reply(store: ChatStore, start: Callable[[], Any],
                  spinner: str = "Preparing the model…",
                  after: Callable[[ChatMessage], None] | None = None) -> tuple[ChatMessage, Any]:
+    """Draw an assistant reply live and store it (or its error) in ``store``,
+    the conversation marked as being answered meanwhile
+    (:func:`llmapp.ui.memory.awaiting`). See :func:`_stream_reply`."""
+    from llmapp.ui.memory import answering
+
+    with answering(store):
+        return _stream_reply(store, start, spinner, after)
+
+
+def _stream_reply(store: ChatStore, start: Callable[[], Any], spinner: str,
+                  after: Callable[[ChatMessage], None] | None) -> tuple[ChatMessage, Any]:
     """Draw an assistant reply live and store it (or its error) in ``store``.
 
     Args:

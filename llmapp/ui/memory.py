@@ -3,7 +3,10 @@ what the model received, and exports."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -138,6 +141,62 @@ def _new_conversation(db: ConversationStore, page: str) -> str:
     """A new conversation of ``page``; those left empty for a week go."""
     db.drop_empty(page, older_than_s=EMPTY_KEPT_S)
     return db.create(page=page).id
+
+
+_ANSWERING: dict[str, str] = {}
+"""Stored conversations being answered now, by the session answering them:
+a reload or a second tab opens a new session on the same conversation while
+the old one may still stream its reply (found in a browser walk: a reload
+mid-stream answered the question twice)."""
+_ANSWERING_LOCK = threading.Lock()
+
+
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+@contextmanager
+def answering(store: ChatStore) -> Iterator[None]:
+    """Mark ``store``'s stored conversation as being answered by this
+    session while the block runs (session-only chats need no mark)."""
+    conversation = getattr(store, "conversation_id", None)
+    if conversation is None:
+        yield
+        return
+    me = _session_id()
+    with _ANSWERING_LOCK:
+        _ANSWERING[conversation] = me
+    try:
+        yield
+    finally:
+        with _ANSWERING_LOCK:
+            if _ANSWERING.get(conversation) == me:
+                del _ANSWERING[conversation]
+
+
+def awaiting(store: ChatStore) -> bool:
+    """True when the last message awaits a reply that this session should
+    give. When another session (a tab, or this one before a reload) is
+    answering the same conversation, says so instead, with *Show it* (reload
+    the conversation) and *Answer here instead*; False then."""
+    if not store.awaiting_reply:
+        return False
+    conversation = getattr(store, "conversation_id", None)
+    with _ANSWERING_LOCK:
+        other = _ANSWERING.get(conversation) if conversation else None
+    if other is None or other == _session_id():
+        return True
+    st.info("This question is being answered in another tab, or by this page before it was "
+            "reloaded. Its reply is kept in the conversation when it ends.", icon="⏳")
+    show, here = st.columns(2)
+    if show.button("Show it", key="_llmapp_show_other", icon="🔄", width="stretch",
+                   help="Read the conversation again from the database."):
+        st.session_state.pop(_store_key(conversation), None)
+        st.rerun()
+    return here.button("Answer here instead", key="_llmapp_answer_here", width="stretch")
 
 
 def clear_button(store: ChatStore) -> None:

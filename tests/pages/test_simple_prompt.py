@@ -323,3 +323,37 @@ def test_an_earlier_question_can_be_edited_and_the_branch_after_it_is_kept(app, 
     assert "**You asked:** Name two fruits." in earlier
     assert any("1 later message(s)" in c.value or "2 later message(s)" in c.value
                for c in user.expander[0].caption)
+
+
+def test_a_question_another_session_is_answering_is_not_answered_twice(app, tmp_path):
+    """A reload mid-stream opens a new session on the same conversation while
+    the old one still streams: the new one waits for it, unless asked."""
+    from streamlit.testing.v1 import AppTest
+
+    from helpers import ROOT
+    from llmapp.ui.memory import _ANSWERING
+
+    def session(**query):
+        at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+        at.secrets["LLMAPP_DATABASE_URL"] = f"sqlite:///{tmp_path}/c.sqlite3"
+        at.query_params.update(query)
+        return at.run()
+
+    from llmapp.conversations import ConversationStore
+
+    chat = session().query_params["chat"]
+    db = ConversationStore(f"sqlite:///{tmp_path}/c.sqlite3")
+    db.load(chat).add_user("Name two fruits.")  # asked, and being answered elsewhere
+    db.close()
+    _ANSWERING[chat] = "another-session"
+    try:
+        reloaded = session(chat=chat)
+        assert not reloaded.exception
+        assert [m.name for m in reloaded.chat_message] == ["user"]  # no second answer
+        assert any("being answered in another tab" in i.value for i in reloaded.info)
+        [here] = [b for b in reloaded.button if b.label == "Answer here instead"]
+        here.click().run()
+        assert [m.name for m in reloaded.chat_message] == ["user", "assistant"]
+    finally:
+        _ANSWERING.pop(chat, None)
+    assert chat not in _ANSWERING  # released after this session answered
