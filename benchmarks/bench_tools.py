@@ -4,7 +4,8 @@ the right arguments, and does the answer carry the right result?
 Runs every question of ``tests/data/tool_questions.json`` through
 :func:`llmapp.routed.run_routed_agent` (semantic router, constrained
 arguments, the model's answer) on the bundled model, with the calculator,
-word count, the clock and the knowledge base over the sample handbook (an
+word count, unit conversion (no question asks for it: it is there to draw
+misroutes), the clock and the knowledge base over the sample handbook (an
 on-disk Chroma in a temporary folder). Targets (issue 14):
 
 * the right tool for >= 90% of the tool questions;
@@ -41,7 +42,8 @@ from llmapp.providers import GenerationParams  # noqa: E402
 from llmapp.routed import run_routed_agent  # noqa: E402
 from llmapp.routing import SemanticRouter  # noqa: E402
 from llmapp.settings import resolve  # noqa: E402
-from llmapp.tools import calculator, current_datetime, make_knowledge_base_tool, word_count  # noqa: E402,E501
+from llmapp.tools import (calculator, convert_units, current_datetime,  # noqa: E402
+                          make_knowledge_base_tool, word_count)
 
 QUESTIONS = ROOT / "tests" / "data" / "tool_questions.json"
 ANSWER_PARAMS = GenerationParams(temperature=0.2, top_p=0.95, max_tokens=96)
@@ -153,7 +155,7 @@ def main() -> int:
         rows = [r for r in rows if seen.setdefault(r["tool"], []).append(r) or
                 len(seen[r["tool"]]) <= args.limit]
     with tempfile.TemporaryDirectory() as folder:
-        tools = {t.name: t for t in (calculator, word_count, current_datetime,
+        tools = {t.name: t for t in (calculator, word_count, convert_units, current_datetime,
                                      knowledge_tool(Path(folder)))}
         outcomes = run(rows, tools, args.threshold)
     scores = summary(outcomes)

@@ -56,6 +56,11 @@ class AgentEvent:
             results instead of a model writing it.
         plain: for a tool result that answers the question by itself (a
             number, a count, a time): pages show it under the model's words.
+        finish_reason: for an answer, why the model ended it, as
+            :attr:`llmapp.streaming.ReplyStats.finish_reason` (``"length"``:
+            cut at max tokens); empty when unknown or stated by llmapp.
+        stopped: for an answer, why llmapp ended it early, as
+            :attr:`llmapp.streaming.ReplyStats.stopped`, or empty.
     """
 
     kind: str
@@ -67,6 +72,8 @@ class AgentEvent:
     seconds: float = 0.0
     decided_by: str = ""
     plain: bool = False
+    finish_reason: str = ""
+    stopped: str = ""
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (for the chat store)."""
@@ -145,6 +152,8 @@ def run_agent(agent, question: str, thread_id: str | None = None,
                                          call_id=call["id"], decided_by=MODEL_DECIDED)
                     if not message.tool_calls:
                         answered = True
-                        yield AgentEvent("answer", text=str(message.text) or EMPTY_ANSWER)
+                        yield AgentEvent("answer", text=str(message.text) or EMPTY_ANSWER,
+                                         finish_reason=str((message.response_metadata or {})
+                                                           .get("finish_reason") or ""))
     if not answered:
         yield AgentEvent("limit", text="The agent stopped before it could answer.")

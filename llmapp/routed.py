@@ -336,7 +336,9 @@ def _answer(settings: Settings, params: GenerationParams,
     reply = start_reply(store, settings, params, messages[0]["content"])
     for text in reply.stream:
         yield AgentEvent("token", text=text)
-    yield AgentEvent("answer", text=reply.stream.text.strip() or EMPTY_ANSWER)
+    stats = reply.stream.stats
+    yield AgentEvent("answer", text=reply.stream.text.strip() or EMPTY_ANSWER,
+                     finish_reason=stats.finish_reason or "", stopped=stats.stopped or "")
 
 
 def run_with_tools(settings: Settings, tools: Mapping[str, BaseTool], question: str, *,

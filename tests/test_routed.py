@@ -39,6 +39,8 @@ def events_of(settings, question, **limits):
     ("What is 25% of 360?", ["25 / 100 * 360", "100 * 25 / 360"], ["25 % 360"]),
     ("What is seven times eight?", ["7 * 8"], ["7 + 8"]),
     ("Add 1,250 and 12", ["1250 + 12"], ["1,250 + 12"]),
+    ("What is the square root of 144?", ["144 ** 0.5"], ["0.5 ** 144", "144 ** 2", "144"]),
+    ("What is 9 squared?", ["9 ** 2"], ["9 ** 0.5", "9 * 2"]),
 ])
 def test_the_calculator_grammar_admits_only_the_questions_arithmetic(question, admits, refuses):
     pattern = expression_pattern(question)
@@ -136,6 +138,16 @@ def test_chit_chat_gets_no_tool_and_an_answer(local_settings):
     events = events_of(local_settings, "Hello! Who are you?")
     assert events[0].kind == "no_tool" and "chit-chat" in events[0].text
     assert events[-1].kind == "answer" and events[-1].text
+    assert events[-1].finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+def test_an_answer_cut_at_max_tokens_says_so(local_settings):
+    """Found in a walk: a Tools page answer cut at max tokens said nothing of it."""
+    [*_, answer] = [e for e in run_routed_agent(
+        local_settings, TOOLS, "Tell me a long story about a dragon.",
+        params=GenerationParams(temperature=0.0, max_tokens=16)) if e.kind != "token"]
+    assert answer.kind == "answer" and answer.finish_reason == "length"
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 CHAT_MODEL = "llmapp-chat"
 AGENT_MODEL = "llmapp-agent"
 RAG_PREFIX = "llmapp-rag:"
-AGENT_TOOLS = ("calculator", "word_count", "current_datetime")
+AGENT_TOOLS = config.OFFLINE_TOOLS
 """The agent's tools: the ones that run offline, as ``llmapp agent``'s default."""
 AGENT_PARAMS = GenerationParams(temperature=0.2, max_tokens=256)
 """The agent's default sampling (``llmapp agent``'s)."""

@@ -16,8 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the CLI's subparsers."""
     agent = sub.add_parser("agent", help="an agent that calls tools until it can answer")
     agent.add_argument("question")
-    agent.add_argument("--tools", nargs="+", default=["calculator", "word_count",
-                                                      "current_datetime"],
+    agent.add_argument("--tools", nargs="+", default=list(config.OFFLINE_TOOLS),
                        metavar="TOOL", help="tools it may call")
     agent.add_argument("--max-model-calls", type=int, default=6)
     agent.add_argument("--max-tool-calls", type=int, default=8)
@@ -32,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     agent.set_defaults(func=cmd_agent)
 
     tool_ = sub.add_parser("tool", help="call a tool directly")
-    tool_.add_argument("name", help="calculator, word_count, current_datetime, fetch_url, "
+    tool_.add_argument("name", help="calculator, word_count, convert_units, current_datetime, fetch_url, "
                                     "web_search or knowledge_base")
     tool_.add_argument("--arg", action="append", metavar="KEY=VALUE",
                        help="an argument (repeat for several)")

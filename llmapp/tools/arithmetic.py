@@ -119,15 +119,19 @@ def calculator(expression: str) -> str:
     return str(value)
 
 
+ROOT_EXPONENT = "0.5"
+"""The exponent of a square root; it only ever comes last ("144 ** 0.5")."""
 NUMBER_WORDS = {word: n for n, word in enumerate(
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
      "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
      "eighteen", "nineteen", "twenty"])}
 NUMBER_WORDS.update(thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80, ninety=90,
                     hundred=100, thousand=1000, dozen=12)
-IMPLIED = ((r"%|\bpercent", "100"), (r"\bsquared?\b", "2"), (r"\bcubed?\b", "3"),
-           (r"\bhalf\b|\bdouble\b|\btwice\b", "2"), (r"\btriple\b", "3"))
-"""Numbers a question implies without writing them: "15% of 80" needs 100."""
+IMPLIED = ((r"%|\bpercent", "100"), (r"\bsquared?\b(?!\s+root)", "2"), (r"\bcubed?\b", "3"),
+           (r"\bhalf\b|\bdouble\b|\btwice\b", "2"), (r"\btriple\b", "3"),
+           (r"\bsquare\s+root\b|\bsqrt\b|√", ROOT_EXPONENT))
+"""Numbers a question implies without writing them: "15% of 80" needs 100,
+"the square root of 144" is ``144 ** 0.5``."""
 OPERATOR_WORDS = (
     ("+", r"\+|\bplus\b|\badd|\bsum\b|\btotal\b|\band\b|\bmore\b"),
     ("-", (r"(?<![a-z])-(?![a-z])|\bminus\b|\bsubtract|\bless\b|\baway\b|\bdifference\b"
@@ -135,7 +139,7 @@ OPERATOR_WORDS = (
     ("*", (r"(?<!\*)\*(?!\*)|×|\btimes\b|\bmultipl|\bproduct\b|%|\bpercent"
            r"|\bdouble\b|\btwice\b|\btriple\b|\beach\b")),
     ("/", r"/|÷|\bdivide|\bper\b|\bover\b|%|\bpercent|\bsplit\b|\bhalf\b|\baverage\b|\bshare"),
-    ("**", r"\*\*|\^|\bpower\b|\bsquared?\b|\bcubed?\b|\bexponent"),
+    ("**", r"\*\*|\^|\bpower\b|\bsquared?\b|\bcubed?\b|\bexponent|\broot\b|\bsqrt\b|√"),
 )
 """Which operators a question's words allow; a question that names none
 allows all five. "of" names none by itself: with it, "What is 2 to the
@@ -179,8 +183,9 @@ def operand_orders(question: str) -> list[tuple[str, ...]]:
         written.reverse()
     orders = [tuple(written)]
     for number in implied:
-        orders = [order[:i] + (number,) + order[i:] for order in orders
-                  for i in range(len(order) + 1)]
+        places = [None] if number == ROOT_EXPONENT else range(len(orders[0]) + 1)
+        orders = [order + (number,) if i is None else order[:i] + (number,) + order[i:]
+                  for order in orders for i in places]
     return list(dict.fromkeys(orders))
 
 
@@ -230,6 +235,7 @@ guided(calculator, ToolGuide(
         ("What is 40% of 250?", {"expression": "40 / 100 * 250"}),
         ("Take 5 away from 20", {"expression": "20 - 5"}),
         ("What's 9 squared?", {"expression": "9 ** 2"}),
+        ("What is the square root of 81?", {"expression": "81 ** 0.5"}),
         ("Add 8, 15 and 4", {"expression": "8 + 15 + 4"}),
         ("Calculate 3.5 * 6", {"expression": "3.5 * 6"}),
         ("If 3 friends share 36 cookies, how many does each get?", {"expression": "36 / 3"}),

@@ -74,8 +74,7 @@ def tool_picker(settings: Settings, kb=None, collection: str | None = DEFAULT_CO
     knowledge-base tool searches ``collection`` when ``kb`` is given."""
     tools = available_tools(kb, collection)
     chosen = st.sidebar.multiselect("Tools", list(tools), default=[
-        n for n in ("calculator", "word_count", "current_datetime", "knowledge_base")
-        if n in tools], key="agent_tools")
+        n for n in (*config.OFFLINE_TOOLS, "knowledge_base") if n in tools], key="agent_tools")
     return {name: tools[name] for name in chosen}
 
 
@@ -166,8 +165,7 @@ def render_agent_chat(store: ChatStore) -> None:
     for message in store:
         with st.chat_message(message.role):
             render_steps(message.steps)
-            render_body(message)
-            render_results(message.steps)
+            render_body(message, after_text=lambda steps=message.steps: render_results(steps))
             edit_earlier(store, message)
             feedback_row(store, message, saved.get(message.id))
     reply_controls(store)
@@ -207,6 +205,7 @@ def _agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls
             tokens: list[str] = []
             answer = ""
             started, first, stated = time.perf_counter(), None, False
+            ended = AgentEvent("answer")  # the answer event: why the answer ended
             events = run_with_tools(settings, tools, question, params=params,
                                     history=history[:-1], max_model_calls=max_model_calls,
                                     max_tool_calls=max_tool_calls, guard=page_guard(settings))
@@ -215,6 +214,7 @@ def _agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls
                     if event.kind in ("token", "answer") and first is None:
                         first = time.perf_counter() - started
                     stated = stated or (event.kind == "answer" and event.decided_by == "llmapp")
+                    ended = event if event.kind == "answer" else ended
                     if event.kind == "withdrawn":
                         withdrawn = event.text
                         answer_box.warning(withdrawn, icon="🛡️")
@@ -231,7 +231,7 @@ def _agent_reply(store: ChatStore, settings: Settings, tools, *, max_model_calls
             status.update(label=_label(calls, stopped), state="error" if stopped else "complete",
                           expanded=False)
             render_results(steps)
-            stats = _stats(settings, stated, first, time.perf_counter() - started)
+            stats = _stats(settings, stated, first, time.perf_counter() - started, ended)
             st.caption(stats.summary())
             message = ChatMessage("assistant", answer or "".join(tokens), steps=steps,
                                   stats=stats)
@@ -266,15 +266,19 @@ def _keep_cut(store: ChatStore, text: str, steps: list[dict]) -> None:
         log.warning("the interrupted reply could not be kept", exc_info=True)
 
 
-def _stats(settings: Settings, stated: bool, ttft_s: float | None, total_s: float) -> ReplyStats:
+def _stats(settings: Settings, stated: bool, ttft_s: float | None, total_s: float,
+           answer: AgentEvent) -> ReplyStats:
     """The stats line of an agent's reply: its time to the first word of
-    the answer (tools included), its total time, and who wrote the answer."""
+    the answer (tools included), its total time, who wrote the answer, and
+    why it ended when that was early (found in a walk: an answer cut at max
+    tokens said nothing of it)."""
     if stated:
         return ReplyStats(provider="llmapp", model="stated from the tool's result",
                           ttft_s=ttft_s, total_s=total_s)
     provider, _ = active_provider(settings)
     return ReplyStats(provider=provider.name, model=provider.model_name(settings),
-                      ttft_s=ttft_s, total_s=total_s)
+                      ttft_s=ttft_s, total_s=total_s, stopped=answer.stopped or None,
+                      finish_reason=answer.finish_reason or None)
 
 
 def _show(event: AgentEvent, status, answer_box, tokens: list[str], steps: list[dict]) -> str:

@@ -78,7 +78,8 @@ def _run_steps(events) -> list[Step]:
     """Run a chain: its intermediate steps live in a status box that closes
     when done; the final step's answer streams below it, in view."""
     steps = []
-    status = st.status("Running…", expanded=True)
+    holder = st.empty()  # a chain of one step (chain of thought) has no box to show
+    status = holder.status("Running…", expanded=True)
     below = st.container()
     try:
         for step in events:
@@ -96,6 +97,9 @@ def _run_steps(events) -> list[Step]:
         below.error(str(exc))
         return steps
     done = len(steps) - any(step.stream is not None for step in steps)
+    if done == 0:
+        holder.empty()
+        return steps
     status.update(label=f"{done} intermediate step{'' if done == 1 else 's'}", state="complete",
                   expanded=False)
     return steps

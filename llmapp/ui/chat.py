@@ -28,9 +28,10 @@ LONG_MESSAGE_CHARS = 1200
 rest in an expander: a pasted document would push the reply off screen."""
 
 
-def render_body(message: ChatMessage) -> None:
+def render_body(message: ChatMessage, after_text: Callable[[], None] | None = None) -> None:
     """One message's body: notices, text (a long user message collapsed),
-    the safety filter's mark, an error and the stats line."""
+    whatever ``after_text`` draws (an agent's tool results), the safety
+    filter's mark, an error and the stats line, last."""
     withdrawn = message.withheld and message.role == "assistant"
     for notice in message.notices[:-1] if withdrawn else message.notices:
         _notice(notice)
@@ -43,6 +44,8 @@ def render_body(message: ChatMessage) -> None:
             st.text(message.content)
     elif message.content:
         st.markdown(message.content)
+    if after_text is not None:
+        after_text()
     if message.withheld and message.role == "user":
         st.caption("🛡️ Not sent to the model: the safety filter blocked it.")
     if message.error:

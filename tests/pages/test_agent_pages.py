@@ -168,6 +168,9 @@ def test_the_pages_examples_work_on_the_bundled_model(agent_page, page, question
     again = at.chat_message[1]
     assert any(s.value.endswith(f"says: {result}") for s in again.success)
     assert any("stated from the tool's result" in c.value for c in again.caption)
+    # the stats line comes last, under the result, as when it was drawn live
+    order = [n.type for n in again.children.values()]
+    assert order.index("markdown") < order.index("success") < order.index("caption"), order
 
 
 def test_an_agent_reply_can_be_regenerated_and_its_question_edited(scripted, agent_page):

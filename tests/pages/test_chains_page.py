@@ -70,6 +70,9 @@ def test_every_chain_technique_runs_on_the_bundled_model(app, technique, expecte
     assert all(label in labels for label in expected), labels
     if technique == "thought":
         assert any(c.value.endswith("Let's think step by step.") for c in at.code)
+        assert not at.status  # one step: no empty "0 intermediate steps" box (found in a walk)
+    else:
+        assert [s.label for s in at.status][0].endswith("intermediate steps")
 
 
 def test_the_few_shot_example_answers_from_the_label_set_on_the_bundled_model(app):
