@@ -354,6 +354,9 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
     stats = ReplyStats(provider=provider.name, model=provider.model_name(settings),
                        prompt_tokens=budget.prompt_tokens,
                        usage_source="counted" if counter.exact else "estimated")
+    form = _requested_form(provider, store)
+    grammar = {"grammar": form.grammar()} if form is not None else {}
+    stats.form = form.describe() if form is not None else None
     lc_messages = to_langchain(budget.messages)
     request = _cache_request(cache, budget.messages, provider.name, stats.model, params)
     if request is not None:
@@ -367,7 +370,7 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
             return Reply(stream=stream, budget=budget)
         stats.cache = "miss"
     stream = ReplyStream(
-        lambda: model.stream(lc_messages),
+        lambda: model.stream(lc_messages, **grammar),
         stats,
         count_text=counter.count_text,
         exact_count=counter.exact,
@@ -378,6 +381,19 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         monitor=monitor,
     )
     return Reply(stream=stream, budget=budget)
+
+
+def _requested_form(provider, store: ChatStore):
+    """The form the last user message asks for, when the provider's model
+    needs a grammar to keep it (it cannot pick tools either, and its runtime
+    takes a grammar), else None: see :mod:`llmapp.prompting.formats`."""
+    from llmapp.prompting.formats import format_request
+
+    history = store.history()
+    if provider.picks_tools or not provider.decodes_grammar or not history or \
+            history[-1]["role"] != "user":
+        return None
+    return format_request(history[-1]["content"])
 
 
 RECALL_MODEL = "recalled from what you said"

@@ -49,6 +49,8 @@ class ReplyStats:
         cache: ``"miss"``, ``"hit-exact"`` or ``"hit-semantic"`` when the
             response cache was asked, None when it is off.
         cached_question: for a semantic hit, the cached question it matched.
+        form: the form a grammar held the reply to, in words ("3 bulleted
+            items, bold titles"; :mod:`llmapp.prompting.formats`), or None.
     """
 
     provider: str
@@ -65,6 +67,7 @@ class ReplyStats:
     finish_reason: str | None = None
     cache: str | None = None
     cached_question: str | None = None
+    form: str | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -99,6 +102,8 @@ class ReplyStats:
             parts.append("stopped before the end")
         if self.finish_reason == "length" and self.stopped is None:
             parts.append("cut at the max tokens limit")
+        if self.form:
+            parts.append(f"form kept by a grammar: {self.form}")
         return " · ".join(parts)
 
 

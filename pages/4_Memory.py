@@ -22,6 +22,6 @@ if prompt := ui.chat_prompt("memory", "Tell me something to remember, then ask a
 ui.render_chat(store)
 if ui.awaiting(store):
     ui.respond(store, settings, params, system_prompt, memory=memory)
-ui.memory_panel(store.last_budget)
+ui.memory_panel(store)
 ui.conversation_picker(db, store)
 ui.export_buttons(db, store, system_prompt)

@@ -54,6 +54,20 @@ def test_answers_through_llmapp_in_several_chunks(settings, runtime_name):
     assert loaded_runtime().name == runtime_name
 
 
+def test_a_requested_form_is_kept_by_a_grammar(settings):
+    """Found by bench_demo: asked for three planets in bold, the bundled model
+    wrote a paragraph about "the four planets" with no bold."""
+    import re
+
+    store = ChatStore()
+    store.add_user("Write the names of three planets, each one in bold.")
+    reply = start_reply(store, settings, GenerationParams(temperature=0.3, max_tokens=512))
+    lines = "".join(reply.stream).strip().splitlines()
+    assert len(lines) == 3 and all(re.match(r"- \*\*[^*]+\*\*", line) for line in lines), lines
+    assert reply.stream.stats.form == "3 bulleted items, bold titles"
+    assert "form kept by a grammar: 3 bulleted items" in reply.stream.stats.summary()
+
+
 def test_prompt_count_matches_what_the_model_was_given(settings, runtime_name):
     messages = [{"role": "system", "content": "You are terse."},
                 {"role": "user", "content": "What is the capital of France? Reply in **bold**."}]

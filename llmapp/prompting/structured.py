@@ -26,7 +26,7 @@ from llmapp.settings import Settings
 
 
 class FoodCategory(BaseModel):
-    """A food and its category (the seed's classification task)."""
+    """A food and its category (fruit, vegetable, ...)."""
 
     item: str = Field(description="the food, as named in the question")
     category: Literal["fruit", "vegetable", "fish", "dairy", "grain", "other"]

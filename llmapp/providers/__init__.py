@@ -82,6 +82,10 @@ class Provider(ABC):
     picks_tools: bool = True
     """Whether its model can choose tools and write their calls itself. When
     it cannot, stages 5 and 6 route with :mod:`llmapp.routing` instead."""
+    decodes_grammar: bool = False
+    """Whether its chat model takes a GBNF ``grammar`` keyword when streaming
+    (llama.cpp's runtimes), so a model that cannot keep a requested form is
+    held to it (:mod:`llmapp.prompting.formats`)."""
 
     @abstractmethod
     def model_name(self, settings: Settings) -> str:
@@ -132,6 +136,7 @@ class LocalProvider(Provider):
     label = "local"
     model_setting = "LLMAPP_LOCAL_MODEL_PATH"
     picks_tools = False
+    decodes_grammar = True
 
     def model_name(self, settings: Settings) -> str:
         name = settings.local_model_path or config.LOCAL_MODEL_NAME

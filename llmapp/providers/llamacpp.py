@@ -176,6 +176,10 @@ class LlamaCppRuntime(LocalRuntime):
             args["seed"] = sampling.seed
         if schema is not None:
             args["response_format"] = {"type": "json_object", "schema": schema}
+        elif sampling.grammar:
+            from llama_cpp import LlamaGrammar
+
+            args["grammar"] = LlamaGrammar.from_string(sampling.grammar, verbose=False)
         parts: list[str] = []
         finish = None
         events = self._llama.create_chat_completion(messages=messages, stream=True, **args)

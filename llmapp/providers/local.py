@@ -194,7 +194,7 @@ class ChatLocalLlama(BaseChatModel):
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             stop=tuple(stop or self.stop), seed=kwargs.get("seed", self.seed),
             repeat_penalty=kwargs.get("repeat_penalty", self.repeat_penalty),
-            adapter=self.adapter)
+            adapter=self.adapter, grammar=kwargs.get("grammar"))
 
     def _stream(
         self,

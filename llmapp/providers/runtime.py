@@ -71,6 +71,9 @@ class Sampling:
         adapter: a LoRA adapter file the runtime loaded (one of its
             ``adapters``) to apply to this generation, or None for the base
             model (stage 7's tuned models).
+        grammar: a GBNF grammar (llama.cpp's format) the reply must match,
+            e.g. three bold list items (:mod:`llmapp.prompting.formats`);
+            ignored when a JSON Schema is given.
     """
 
     temperature: float = config.DEFAULT_TEMPERATURE
@@ -83,6 +86,7 @@ class Sampling:
     dry_sequence_breakers: tuple[str, ...] = config.LOCAL_DRY_SEQUENCE_BREAKERS
     seed: int | None = None
     adapter: str | None = None
+    grammar: str | None = None
 
 
 @dataclass

@@ -262,6 +262,8 @@ class XllamaRuntime(LocalRuntime):
             body["seed"] = sampling.seed
         if schema is not None:
             body["response_format"] = {"type": "json_object", "schema": schema}
+        elif sampling.grammar:
+            body["grammar"] = sampling.grammar
         if sampling.adapter is not None and sampling.adapter not in self.adapters:
             raise ProviderError(f"The tuned model's adapter {Path(sampling.adapter).parent.name!r} "
                                 "is not loaded; reload the page to load new tuned models.",

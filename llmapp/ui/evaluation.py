@@ -89,11 +89,16 @@ def _names(settings: Settings, judge: Settings) -> tuple[str, str]:
             f"{jp.name}:{jp.model_name(judge)}")
 
 
-def _save_partial(database) -> None:
-    """A run stopped by the Stop button: save what it had."""
+def _save_partial(database) -> bool:
+    """A run stopped by the Stop button: save what it had, and say so.
+    Returns whether a run had been stopped."""
     partial = st.session_state.pop(_PARTIAL, None)
-    if not partial or not partial["rows"]:
-        return
+    if not partial:
+        return False
+    if not partial["rows"]:
+        st.info("The run was stopped before its first question was answered: nothing was "
+                "saved.", icon="⏹️")
+        return True
     run_config: RunConfig = partial["config"]
     run = EvalRun(run_config, partial["rows"],
                   summarize(partial["rows"], run_config.metrics, run_config.retrieval["k"]),
@@ -102,6 +107,7 @@ def _save_partial(database) -> None:
     st.session_state[_LAST] = st.session_state["eval_run"] = run.id
     st.info(f"The last run was stopped after {len(run.rows)} questions; those rows were "
             "kept.", icon="⏹️")
+    return True
 
 
 def run_panel(settings: Settings, kb, collection: str,
@@ -114,7 +120,7 @@ def run_panel(settings: Settings, kb, collection: str,
     if store is None:
         st.error(f"Runs are saved in the database, which cannot be opened: {error}")
         return
-    _save_partial(store.database)
+    stopped = _save_partial(store.database)
     left, middle, right = st.columns(3)
     k = left.slider("Chunks per answer (k)", 1, 10, 4, key="eval_k")
     count = len(questions or [])
@@ -127,8 +133,10 @@ def run_panel(settings: Settings, kb, collection: str,
     left, right = st.columns(2)
     start = left.button("Run the evaluation", type="primary",
                         disabled=not questions or not collection, width="stretch")
-    right.button("Stop the run", width="stretch",
-                 help="Ends the run after the current question; the rows so far are kept.")
+    if right.button("Stop the run", width="stretch",
+                    help="Ends the run after the current question; the rows so far are "
+                         "kept.") and not stopped:
+        st.info("No run is going: there is nothing to stop.", icon="⏹️")
     if not start or not questions or not collection:
         return
     model, judge_name = _names(settings, judge)

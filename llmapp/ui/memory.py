@@ -287,13 +287,20 @@ def memory_controls(window: int, max_tokens: int) -> Memory:
     return memory
 
 
-def memory_panel(report: MemoryReport | None) -> None:
+def memory_panel(store: ChatStore) -> None:
     """Exactly what the model received on the last turn, with tokens per
-    message, and what was dropped or summarized."""
+    message, and what was dropped or summarized; when no model was called
+    (the answer recalled from the profile, or served by the response
+    cache), says so, and shows the prompt it would have received."""
+    report: MemoryReport | None = store.last_budget
     with st.expander("What the model received this turn", expanded=report is not None):
         if report is None:
             st.caption("Send a message to see the exact prompt here.")
             return
+        skipped = _not_called(store)
+        if skipped:
+            st.info(f"The model was not called this turn: {skipped}. This is the prompt it "
+                    "would have received.", icon="🪪")
         st.markdown(f"**{LABELS.get(report.strategy, report.strategy)}** · "
                     f"{report.prompt_tokens} prompt tokens of a {report.window}-token window, "
                     f"{report.max_tokens} reserved for the reply"
@@ -317,6 +324,21 @@ def memory_panel(report: MemoryReport | None) -> None:
             st.caption(f"Not sent: {len(report.dropped)} of the {report.earlier} earlier "
                        f"messages (#{', #'.join(str(i + 1) for i in report.dropped[:20])}"
                        f"{'…' if len(report.dropped) > 20 else ''}).")
+
+
+def _not_called(store: ChatStore) -> str:
+    """Why no model answered the last reply ("" when one did)."""
+    from llmapp.chat import RECALL_MODEL
+
+    last = store.messages[-1] if store.messages else None
+    stats = last.stats if last is not None and last.role == "assistant" else None
+    if stats is None:
+        return ""
+    if stats.model == RECALL_MODEL:
+        return "llmapp answered from your profile, in your own words"
+    if (stats.cache or "").startswith("hit"):
+        return "the response cache answered"
+    return ""
 
 
 def export_buttons(db: ConversationStore | None, store: ChatStore, system_prompt: str) -> None:

@@ -86,3 +86,20 @@ def test_the_judge_is_checked_against_peoples_feedback(app, env):
     assert all(score in (0, 1, 2, 3) for score in table.value["judge"])
     assert table.value["correction second / first"][0] == ""
     assert " / " in table.value["correction second / first"][1]
+
+
+def test_stop_always_answers(app, env):
+    """Found in a walk: Stop gave no feedback when no question had finished."""
+    at = app(PAGE)
+    [stop] = [b for b in at.button if b.label == "Stop the run"]
+    stop.click().run()
+    assert any(i.value.startswith("No run is going") for i in at.info)
+    # a run interrupted before its first answer: its (empty) progress is in the session
+    config = RunConfig("r", "local:m", "local:m", "handbook", {"k": 4}, "{question}")
+    at.session_state["_llmapp_eval_partial"] = {"config": config, "rows": []}
+    [stop] = [b for b in at.button if b.label == "Stop the run"]
+    stop.click().run()
+    shown = [i.value for i in at.info]
+    assert any(s.startswith("The run was stopped before its first question") for s in shown)
+    assert not any(s.startswith("No run is going") for s in shown)
+    assert list_runs(env) == []

@@ -30,6 +30,9 @@ def test_the_examples_are_one_click_and_the_demo_recalls_the_name(app, db_url):
     assert said == ["Hi! My name is Priya and I live in Lisbon.", "What is my name?"]
     assert at.chat_message[-1].markdown[0].value == \
         "You told me: your name is Priya and you live in Lisbon."
+    # the panel does not pretend the model received it (found in a walk)
+    assert any(i.value.startswith("The model was not called this turn: llmapp answered from "
+                                  "your profile") for i in at.info)
 
 
 def test_whitespace_only_input_is_ignored(app, db_url):
