@@ -31,6 +31,9 @@ def test_explicit_forms_are_read(request_, expected):
     "Tell me a story in 500 words.",  # over MAX_WORDS: left to the model
     "Give me 40 ideas for a party.",  # over MAX_ITEMS
     "Write a haiku about the sea.",
+    # found by bench_demo: the Simple Prompt page's own example became a list of two
+    "Write a Python function that adds two numbers, in a code block.",
+    "I have two cats. Suggest names for them.",
 ])
 def test_no_form_is_read_where_none_is_asked(request_):
     assert format_request(request_) is None

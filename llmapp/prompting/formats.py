@@ -35,7 +35,8 @@ _ITEM_NOUNS = (r"(?:[a-z'-]+\s+){0,3}?(?:ideas?|titles?|headings?|headlines?|nam
                r"vegetables?|planets?|books?|movies?|films?|songs?|foods?|dishes|games?|"
                r"activities|places?|languages?|sports?|tools?|features?|suggestions?|"
                r"slogans?|taglines?|bullet points?|sentences?|lines?|[a-z]+s)")
-_WORD = r'[A-Za-z0-9\'’-]+'
+_CODE = re.compile(r"\b(?:code|function|script|program|class|regex|sql|json|yaml|html)\b|```")
+"""Requests for code or data: their form is the language's, not a list's."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def format_request(request: str) -> FormatRequest | None:
     to the model.
     """
     text = " ".join(request.lower().split())
+    if _CODE.search(text):
+        return None
     if re.search(r"\b(?:in |with |using )?(?:one|a single|1) word\b(?! (?:each|per))", text):
         return FormatRequest("word")
     limit = re.search(r"\b(?:no more than|not more than|at most|fewer than|less than|under|"
@@ -133,7 +136,10 @@ def format_request(request: str) -> FormatRequest | None:
 
 def _many_things(text: str, count: re.Match) -> bool:
     """Whether a count is a request for that many items ("Give me three
-    ideas", "Name five fruits"), not a quantity in a question ("What is 3
-    times 4?", "How many legs do two spiders have?")."""
+    ideas", "Name five fruits", "Write the names of three planets"): a verb
+    that asks for them at most three words before it. Not a quantity in a
+    question or task ("What is 3 times 4?", "How many legs do two spiders
+    have?", "Write a Python function that adds two numbers")."""
     return re.search(r"\b(?:give|list|name|suggest|write|share|tell|provide|brainstorm|"
-                     r"come up with|what are)\b", text[:count.start()]) is not None
+                     r"come up with|what are)\b(?:\s+\S+){0,3}\s*$",
+                     text[:count.start()]) is not None
