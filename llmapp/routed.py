@@ -252,7 +252,9 @@ def _stated_by_llmapp(settings: Settings, tools: Mapping[str, BaseTool],
     """For a model too small to word an answer (the bundled one), the answer
     when every tool that ran succeeded and its result answers the question by
     itself: each tool's own sentence (:attr:`~llmapp.tools.base.ToolGuide.state`),
-    e.g. "23 * 19 = 437"; else "". Under a grammar that made it state the
+    e.g. "23 * 19 = 437", or what llmapp reads out of a result that needs
+    reading (:attr:`~llmapp.tools.base.ToolGuide.reader`: the knowledge
+    base's quoted sentence); else "". Under a grammar that made it state the
     result, the 135M model still wrapped it in nonsense ("./2022/08/16/23*19
     is 43_56_10.jsx / 2022-08-16 23,17.10:20.437")."""
     if not results or active_provider(settings)[0].picks_tools:
@@ -260,9 +262,14 @@ def _stated_by_llmapp(settings: Settings, tools: Mapping[str, BaseTool],
     sentences = []
     for name, args, text in results:
         guide = guide_of(tools[name])
-        if text.startswith("Error:") or not (guide and guide.result_is_answer and guide.state):
+        if text.startswith("Error:") or guide is None:
             return ""
-        sentences.append(guide.state(args, text))
+        if guide.result_is_answer and guide.state:
+            sentences.append(guide.state(args, text))
+        elif guide.reader:
+            sentences.append(guide.reader(args, text))
+        else:
+            return ""
     return " ".join(sentences)
 
 

@@ -83,6 +83,9 @@ class Route:
         closest: the best-scoring tool, chosen or not (None if none was open).
         scores: every open tool's score, and :data:`NO_TOOL`'s.
         threshold: the threshold it was held to.
+        by_relevance: the chosen tool's score is its guide's own relevance
+            (the knowledge base's best chunk, or the question naming the
+            documents), not its examples'.
     """
 
     tool: str | None
@@ -90,11 +93,14 @@ class Route:
     closest: str | None
     scores: dict[str, float] = field(default_factory=dict)
     threshold: float = config.ROUTER_THRESHOLD
+    by_relevance: bool = False
 
     @property
     def reason(self) -> str:
         """What decided, in a user's words, e.g. "chosen by similarity to
         examples (0.71)"."""
+        if self.tool and self.by_relevance:
+            return f"chosen by its own relevance to the question ({self.score:.2f})"
         if self.tool:
             return f"chosen by similarity to examples ({self.score:.2f})"
         if self.closest is None:
@@ -135,24 +141,34 @@ class SemanticRouter:
         """Each route's score for ``question``: the cosine similarity to its
         closest example, by tool name (and :data:`NO_TOOL`), or the tool's
         own relevance where its guide has one and it is higher."""
+        return self._scores(question)[0]
+
+    def _scores(self, question: str) -> tuple[dict[str, float], set[str]]:
+        """:meth:`scores`, and the tools whose score is their own relevance."""
         query = _embed(self.embedder, [request_form(question.strip())])[0]
         scores = {name: float((_embed(self.embedder, examples) @ query).max())
                   for name, examples in self.examples.items()}
+        own = set()
         for name, relevance in self.relevance.items():
-            scores[name] = max(scores[name], relevance(question))
-        return scores
+            value = relevance(question)
+            if value > scores[name]:
+                scores[name] = value
+                own.add(name)
+        return scores, own
 
     def route(self, question: str, exclude: Iterable[str] = ()) -> Route:
         """The tool ``question`` needs, leaving out the tools in ``exclude``
         (those already used in an agent run)."""
         skip = set(exclude)
-        scores = {n: s for n, s in self.scores(question).items() if n not in skip}
+        every, own = self._scores(question)
+        scores = {n: s for n, s in every.items() if n not in skip}
         tools = {n: s for n, s in scores.items() if n != NO_TOOL}
         if not tools:
             return Route(None, 0.0, None, scores, self.threshold)
         best = max(tools, key=tools.get)
         chosen = tools[best] >= self.threshold and tools[best] > scores[NO_TOOL]
-        return Route(best if chosen else None, tools[best], best, scores, self.threshold)
+        return Route(best if chosen else None, tools[best], best, scores, self.threshold,
+                     by_relevance=chosen and best in own)
 
     def next_route(self, question: str, used: Sequence[str]) -> tuple[Route, str]:
         """The next step of an agent run and the text it serves, as

@@ -182,3 +182,31 @@ def test_answers_read_from_tool_results_keep_stage_3s_limits():
         ANSWER_PARAMS.temperature, ANSWER_PARAMS.max_tokens, 0.9)
     low = grounded_params(GenerationParams(temperature=0.0, max_tokens=64))
     assert (low.temperature, low.max_tokens) == (0.0, 64)
+
+
+@pytest.mark.slow
+def test_a_knowledge_base_answer_is_quoted_with_its_source(local_settings, tmp_path):
+    """Found in a walk: on the Tools page the bundled model, asked to answer
+    from the snippets, cited a source that was not among them."""
+    from pathlib import Path
+
+    from helpers import chroma_settings
+    from llmapp.rag.store import knowledge_base
+    from llmapp.tools import make_knowledge_base_tool
+
+    kb = knowledge_base(chroma_settings(tmp_path / "chroma"))
+    for path in sorted((Path(__file__).parents[1] / "data" / "handbook").iterdir()):
+        kb.ingest("handbook", path.read_bytes(), path.name)
+    tools = {**TOOLS, "knowledge_base": make_knowledge_base_tool(kb, "handbook")}
+    events = [e for e in run_routed_agent(local_settings, tools, "What does the handbook say "
+                                          "about chunk overlap?", params=PARAMS)
+              if e.kind != "token"]
+    assert [e.name for e in events if e.kind == "tool_call"] == ["knowledge_base"]
+    answer = events[-1]
+    assert answer.kind == "answer" and answer.decided_by == "llmapp"
+    assert "overlap" in answer.text.lower() and "(from 03_rag_in_practice.pdf, page" in answer.text
+    # a question that names the documents is theirs, however far its words (MiniLM: 0.26)
+    [call] = [e for e in run_routed_agent(local_settings, tools, "According to my documents, "
+                                          "what is TTFT?", params=PARAMS) if e.kind == "tool_call"]
+    assert call.name == "knowledge_base"
+    assert call.decided_by == "chosen by its own relevance to the question (0.60)"

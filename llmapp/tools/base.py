@@ -44,6 +44,10 @@ class ToolGuide:
         state: optional; given the arguments and the result, the answer in
             one sentence ("23 * 19 = 437"): what a model too small to word
             the answer says instead (only used when ``result_is_answer``).
+        reader: optional; given the arguments and the result, the answer
+            read out of the result by llmapp, for a model too small to read
+            it (the knowledge base quotes its sentence closest to the query,
+            with its source, as stage 3's extractive answers do).
         relevance: optional; given the question, a cosine similarity from the
             tool's own data that the router takes when it beats the examples'.
             The knowledge base's is its best chunk's: whether a question is
@@ -58,6 +62,7 @@ class ToolGuide:
     answer_phrases: Callable[[str, str], list[str]] | None = None
     relevance: Callable[[str], float] | None = None
     state: Callable[[Mapping[str, Any], str], str] | None = None
+    reader: Callable[[Mapping[str, Any], str], str] | None = None
     requests: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
