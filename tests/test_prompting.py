@@ -249,3 +249,15 @@ def test_a_label_set_is_read_from_short_closed_outputs_only():
     assert label_set([{"input": "a", "output": "a long free answer of many words"}]) == []
     many = [{"input": str(n), "output": f"label {n}"} for n in range(21)]
     assert label_set(many) == [] and label_set([]) == []
+
+
+def test_chain_of_density_names_what_the_document_does_not_hold():
+    """Found in a walk: the bundled model's dense summaries added names and
+    dates from nowhere."""
+    from llmapp.prompting.chains import not_in_source
+
+    source = ("Streamlit reruns the script on every click. Chroma stores 384-dimensional "
+              "vectors on disk. It was released in 2022.")
+    summary = "The app uses Streamlit and Chroma, released in 2019 by Google Research. 384 dims."
+    assert not_in_source(summary, source) == ["2019", "Google Research"]
+    assert not_in_source("Streamlit reruns scripts. Chroma stores vectors.", source) == []

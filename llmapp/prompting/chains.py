@@ -104,13 +104,14 @@ def _run(model: BaseChatModel, name: str, role: str, prompt) -> Step:
 LOOP_NOTE = "Stopped early: the model began repeating itself (llmapp's loop guard)."
 
 
-def _streamed(model: BaseChatModel, name: str, role: str, prompt) -> Step:
+def _streamed(model: BaseChatModel, name: str, role: str, prompt,
+              check: Callable[[str], list[str]] | None = None) -> Step:
     """A step whose text streams through :class:`~llmapp.streaming.ReplyStream`
     with a :class:`~llmapp.repetition.LoopGuard`, as on the chat pages: a
     reply that loops is cut where the guard trips, the model's stream is
     closed, and the step notes it (:data:`LOOP_NOTE`). The model's own stream
     is read, not ``model | StrOutputParser()``'s: closing that early still
-    drains the model."""
+    drains the model. ``check``, given the whole output, returns more notes."""
     step = Step(name, role, prompt)
 
     def text() -> Iterator[str]:
@@ -125,6 +126,8 @@ def _streamed(model: BaseChatModel, name: str, role: str, prompt) -> Step:
                 step.notes.append(LOOP_NOTE)
             step.output = stream.text.strip()
             step.seconds = time.perf_counter() - started
+            if check is not None:
+                step.notes += check(step.output)
 
     step.stream = text()
     return step
@@ -162,8 +165,36 @@ def sequential(text: str, model_for: ModelFor) -> Iterator[Step]:
                     _user(REFORMAT.format(summary=summary.output)))
 
 
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][A-Za-z'’-]+(?:\s+[A-Z][A-Za-z'’-]+)*|"
+                   r"\b\d[\d,.]*\d\b|\b\d\b", re.MULTILINE)
+"""Names (capitalized words not starting a sentence, with the capitalized
+words after them) and numbers: the details a summary must not invent."""
+
+
+def not_in_source(summary: str, source: str) -> list[str]:
+    """The names and numbers of ``summary`` that ``source`` does not contain
+    (case-insensitive), in order, each once: details the model invented, or
+    at best reworded. Chain of density asks a model to add details, and a
+    small one adds them from nowhere (found in a walk of the bundled model)."""
+    known = " ".join(source.lower().split())
+    found = [m.group().rstrip(".,") for m in _NAME.finditer(summary)]
+    return list(dict.fromkeys(f for f in found if f.lower() not in known))
+
+
+def _invented_note(source: str) -> Callable[[str], list[str]]:
+    def check(summary: str) -> list[str]:
+        missing = not_in_source(summary, source)
+        if not missing:
+            return ["Every name and number in this summary is in the document."]
+        return [f"⚠️ Not in the document: {', '.join(missing[:12])}. A model this small "
+                "invents details; check each against the source."]
+    return check
+
+
 def density(text: str, model_for: ModelFor, rounds: int = 5, words: int = 60) -> Iterator[Step]:
     """Chain-of-density: ``rounds`` summaries, each denser; the last streams.
+    Every round notes the names and numbers it has that the document has
+    not (:func:`not_in_source`).
 
     Raises:
         PromptError: rounds not 1 to 10.
@@ -175,9 +206,11 @@ def density(text: str, model_for: ModelFor, rounds: int = 5, words: int = 60) ->
         prompt = _user(DENSITY_FIRST.format(text=text, words=words) if n == 1 else
                        DENSITY_NEXT.format(text=text, summary=summary, words=words))
         if n == rounds:
-            yield _streamed(model_for("density"), f"round {n}", "density", prompt)
+            yield _streamed(model_for("density"), f"round {n}", "density", prompt,
+                            check=_invented_note(text))
             return
         step = _run(model_for("density"), f"round {n}", "density", prompt)
+        step.notes += _invented_note(text)(step.output)
         summary = step.output
         yield step
 

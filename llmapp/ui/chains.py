@@ -65,13 +65,15 @@ def _models(settings: Settings, technique: str, params: GenerationParams):
 
 
 def render_step(step: Step) -> None:
-    """A finished step: its exact prompt and its output."""
+    """A finished step: its exact prompt, its output and its notes."""
     with st.expander(f"{step.name} · {step.seconds:.2f} s", expanded=False):
         for message in step.prompt:
             st.caption(message["role"])
             st.code(message["content"], language=None, wrap_lines=True)
         st.caption("output")
         st.markdown(step.output)
+        for note in step.notes:
+            st.caption(note)
 
 
 def _run_steps(events) -> list[Step]:

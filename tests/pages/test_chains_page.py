@@ -68,6 +68,9 @@ def test_every_chain_technique_runs_on_the_bundled_model(app, technique, expecte
     assert not at.error, [e.value for e in at.error]
     labels = [e.label.split(" · ")[0] for e in at.expander]
     assert all(label in labels for label in expected), labels
+    if technique == "density":  # every round says what it has that the document has not
+        notes = [c.value for c in at.caption if "in the document" in c.value]
+        assert len(notes) == 5, notes
     if technique == "thought":
         assert any(c.value.endswith("Let's think step by step.") for c in at.code)
         assert not at.status  # one step: no empty "0 intermediate steps" box (found in a walk)
