@@ -125,6 +125,9 @@ class ReplyStream(Iterator[str]):
         clock: a monotonic clock in seconds (for tests).
         on_finish: called with the stream when it ends by itself (not when
             it fails or is closed early), e.g. to cache the reply.
+        on_progress: called with ``(processed, total)`` prompt tokens while
+            the model reads the prompt, before the first text (the local
+            runtime reports it); may be set after construction.
         monitor: an output check with ``feed(piece) -> bool`` and
             ``finish() -> bool`` (:class:`~llmapp.safety.guard.OutputMonitor`);
             True withdraws the reply: the stream ends without that piece,
@@ -147,8 +150,10 @@ class ReplyStream(Iterator[str]):
         clock: Callable[[], float] = time.perf_counter,
         on_finish: Callable[[ReplyStream], None] | None = None,
         monitor=None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.monitor = monitor
+        self.on_progress = on_progress
         self._open = chunks
         self._on_finish = on_finish
         self._it: Iterator[BaseMessageChunk] | None = None
@@ -205,7 +210,11 @@ class ReplyStream(Iterator[str]):
                 self.stats.prompt_tokens = usage.get("input_tokens")
                 self.stats.completion_tokens = usage.get("output_tokens")
                 self.stats.usage_source = "reported"
-            finish = (getattr(chunk, "response_metadata", None) or {}).get("finish_reason")
+            metadata = getattr(chunk, "response_metadata", None) or {}
+            progress = metadata.get("prompt_progress")
+            if progress and self.on_progress is not None:
+                self.on_progress(*progress[:2])
+            finish = metadata.get("finish_reason")
             if finish:
                 self.stats.finish_reason = str(finish)
             # langchain-core 1.x returns a str subclass from .text; st.write_stream

@@ -68,6 +68,26 @@ def test_a_requested_form_is_kept_by_a_grammar(settings):
     assert "form kept by a grammar: 3 bulleted items" in reply.stream.stats.summary()
 
 
+def test_a_long_prompt_reports_its_reading_progress(runtime_name):
+    """Issue 29: a long prompt shows its prompt-processing progress (the
+    pages draw it as a bar). xllamacpp reports it per 256-token batch;
+    llama-cpp-python reports none."""
+    settings = resolve(environ={"LLMAPP_LOCAL_RUNTIME": runtime_name}, env_file={})
+    store = ChatStore()
+    store.add_user("Summarize: " + "The fox jumps over the lazy dog by the river. " * 120)
+    reply = start_reply(store, settings, GenerationParams(temperature=0, max_tokens=4))
+    seen = []
+    reply.stream.on_progress = lambda done, total: seen.append((done, total))
+    assert "".join(reply.stream)
+    if runtime_name == "llama-cpp":
+        assert seen == []
+        return
+    total = reply.stream.stats.prompt_tokens
+    assert total > 1200 and {t for _, t in seen} == {total}
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == total and len(done) >= total // 256
+
+
 def test_prompt_count_matches_what_the_model_was_given(settings, runtime_name):
     messages = [{"role": "system", "content": "You are terse."},
                 {"role": "user", "content": "What is the capital of France? Reply in **bold**."}]

@@ -215,6 +215,9 @@ class ChatLocalLlama(BaseChatModel):
         deltas = self.runtime().stream(to_dicts(messages), self._sampling(stop, **kwargs), schema)
         try:
             for delta in deltas:
+                if delta.prompt_progress is not None:  # a list: LangChain merges chunks' lists
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata={
+                        "prompt_progress": list(delta.prompt_progress)}))
                 if delta.text:
                     chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta.text))
                     if run_manager:

@@ -97,12 +97,15 @@ class Delta:
         text: new text (may be empty on the last piece).
         finish_reason: ``"stop"`` or ``"length"`` on the last piece.
         prompt_tokens / completion_tokens: exact counts, on the last piece.
+        prompt_progress: ``(processed, total)`` prompt tokens while the
+            prompt is read, before any text (runtimes that report it).
     """
 
     text: str = ""
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    prompt_progress: tuple[int, int] | None = None
 
 
 @dataclass

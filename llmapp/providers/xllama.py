@@ -60,6 +60,14 @@ from llmapp.providers.runtime import (
 
 log = logging.getLogger(__name__)
 
+PROGRESS_BATCH = 256
+"""Prompt tokens the server reads per batch (llama.cpp's ``n_batch`` and
+``n_ubatch``; defaults 2048 and 512). It reports the prompt's progress after
+each batch (``return_progress``), so at 2048 a prompt that fills the window
+went from 0% to 100% at once. Measured on a 1,440-token prompt, 2 cores: the
+same prompt speed at 256 as at 2048 (46 and 42 tokens/s on a loaded box),
+with six progress reports instead of one."""
+
 
 def pool_plan(threads: CpuBudget, cores: int | None = None) -> tuple[int, int]:
     """How many servers the runtime may start, and the slots of each.
@@ -154,6 +162,7 @@ class XllamaRuntime(LocalRuntime):
         params.cache_ram_mib = 0
         params.lora_adapters = [_adapter(a) for a in self.adapters]
         params.lora_init_without_apply = True
+        params.n_batch = params.n_ubatch = PROGRESS_BATCH
         params.cpuparams.n_threads = self.threads.cores
         params.cpuparams_batch.n_threads = self.threads.batch_cores
         params.n_threads_http = 2
@@ -249,7 +258,7 @@ class XllamaRuntime(LocalRuntime):
               schema: dict | None) -> dict:
         body: dict[str, Any] = {
             "messages": list(messages), "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream_options": {"include_usage": True}, "return_progress": True,
             "temperature": sampling.temperature, "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens, "repeat_penalty": sampling.repeat_penalty,
             "dry_multiplier": sampling.dry_multiplier,
@@ -344,6 +353,10 @@ def _forward(event: dict, channel: Channel, state: dict) -> bool:
     """Turn one server event into a :class:`Delta`; False once the reader has gone."""
     if "error" in event:
         raise _error(event["error"])
+    progress = event.get("prompt_progress")
+    if progress and progress.get("total"):
+        return channel.put(Delta(prompt_progress=(int(progress.get("processed", 0)),
+                                                  int(progress["total"]))))
     choices = event.get("choices") or []
     if choices:
         choice = choices[0]

@@ -177,6 +177,23 @@ def stream_reply(store: ChatStore, start: Callable[[], Any],
         return _stream_reply(store, start, spinner, after)
 
 
+PROGRESS_MIN_TOKENS = 512
+"""Prompts at least this long show their reading progress: shorter ones are
+read in well under a second on two cores, and a bar would only flicker."""
+
+
+def _prompt_progress(bar) -> Callable[[int, int], None]:
+    """Draws the prompt's reading progress into the placeholder ``bar``;
+    clears it once the prompt is read."""
+    def show(processed: int, total: int) -> None:
+        if processed >= total:
+            bar.empty()
+        elif total >= PROGRESS_MIN_TOKENS:
+            bar.progress(processed / total, text=f"Reading the prompt: {processed:,} of "
+                                                 f"{total:,} tokens")
+    return show
+
+
 def _stream_reply(store: ChatStore, start: Callable[[], Any], spinner: str,
                   after: Callable[[ChatMessage], None] | None) -> tuple[ChatMessage, Any]:
     """Draw an assistant reply live and store it (or its error) in ``store``.
@@ -205,6 +222,8 @@ def _stream_reply(store: ChatStore, start: Callable[[], Any], spinner: str,
         else:
             for notice in reply.notices:
                 _notice(notice)
+            reading = st.empty()
+            reply.stream.on_progress = _prompt_progress(reading)
             shown = st.empty()
             stop = st.empty()  # any click reruns the page, which stops the stream
             stop.button("Stop", key="_llmapp_stop", icon="⏹️",
@@ -224,6 +243,7 @@ def _stream_reply(store: ChatStore, start: Callable[[], Any], spinner: str,
                 # the shared local model now rather than at garbage collection.
                 reply.stream.close()
                 stop.empty()
+                reading.empty()
             if message.withheld:  # withdrawn by the safety filter: take back what was shown
                 shown.warning(message.notices[-1], icon="🛡️")
             else:
