@@ -83,8 +83,8 @@ class Example:
 
 EXAMPLES: tuple[Example, ...] = (
     Example("simple", ("What is the capital of Japan?",), Check(expect_any=("Tokyo",))),
-    Example("simple", ("Write a Python function that adds two numbers, in a code block.",),
-            Check(expect_any=("return a + b", "return x + y", "return num1 + num2"))),
+    Example("simple", ("Give me three ideas for a rainy day, with a bold title for each.",),
+            Check(rule="bold_titles:3")),
     Example("rag", ("How many dimensions do all-MiniLM-L6-v2 vectors have?",),
             Check(expect_any=("384",))),
     Example("rag", ("What is chunk overlap?",), Check(expect_any=("10 to 20",))),
@@ -100,11 +100,13 @@ EXAMPLES: tuple[Example, ...] = (
     Example("agent", ("How many words are in 'the quick brown fox jumps'?",),
             Check(expect_any=("5", "five"))),
 )
-"""Each page's example prompts, as the page shows them. The Simple Prompt
-page's earlier example ("Give me three ideas for a rainy day, with a bold
-title for each") gave three bold titles in 0 of 8 samples on the bundled
-model; these were chosen because it gets them right (the capital of Japan 6
-of 6, a function that adds 5 of 6, at the page's temperature)."""
+"""Each page's example prompts, as the page shows them, chosen because the
+bundled model gets them right. The Simple Prompt page's "Give me three ideas
+for a rainy day, with a bold title for each" gave three bold titles in 0 of
+8 samples until its form was kept by a grammar
+(:mod:`llmapp.prompting.formats`); then 9 of 9. "Write a Python function that
+adds two numbers, in a code block", its replacement meanwhile, went from 5
+of 6 right to 1 of 3 at stop 37's run (``return (num1 + num2) * 0.5``)."""
 
 
 def examples(page: str) -> list[Example]:

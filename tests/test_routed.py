@@ -36,11 +36,15 @@ def events_of(settings, question, **limits):
     ("What is 144 divided by 12, plus 7?", ["144 / 12 + 7", "144 + 12 / 7"],
      ["144 / 12", "12 / 144 + 7", "144 * 12 + 7"]),
     ("Take 18 away from 90", ["90 - 18"], ["18 - 90"]),
-    ("What is 25% of 360?", ["25 / 100 * 360", "100 * 25 / 360"], ["25 % 360"]),
+    ("What is 25% of 360?", ["25 / 100 * 360", "25 * 360 / 100"],
+     ["25 % 360", "100 * 25 / 360", "25 * 100 / 360", "25 / 360 / 100"]),
+    # found on held-out questions: a looser grammar allowed both of these wrong ones
+    ("What's 15% of 240?", ["15 / 100 * 240"], ["15 * 100 / 240"]),
+    ("What's seventeen times twenty-three?", ["17 * 23"], ["17 * 20 * 3"]),
     ("What is seven times eight?", ["7 * 8"], ["7 + 8"]),
     ("Add 1,250 and 12", ["1250 + 12"], ["1,250 + 12"]),
     ("What is the square root of 144?", ["144 ** 0.5"], ["0.5 ** 144", "144 ** 2", "144"]),
-    ("What is 9 squared?", ["9 ** 2"], ["9 ** 0.5", "9 * 2"]),
+    ("What is 9 squared?", ["9 ** 2"], ["9 ** 0.5", "9 * 2", "2 ** 9"]),
 ])
 def test_the_calculator_grammar_admits_only_the_questions_arithmetic(question, admits, refuses):
     pattern = expression_pattern(question)

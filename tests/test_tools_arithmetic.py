@@ -88,4 +88,4 @@ def test_of_names_no_operator_by_itself():
     from llmapp.tools.arithmetic import question_operators
 
     assert question_operators("What is 2 to the power of 10?") == ["**"]
-    assert question_operators("What is 15% of 240?") == ["*", "/"]
+    assert question_operators("What is 15% of 240?") == ["*"]  # the "/ 100" is implied
