@@ -350,6 +350,9 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
         recalled = _recall(store, budget)
         if recalled is not None:
             return _recalled_reply(recalled, budget, monitor)
+        noted = _noted(store)
+        if noted is not None:
+            return _recalled_reply(noted, budget, monitor, NOTED_MODEL)
     info = provider.model_info(settings)
     stats = ReplyStats(provider=provider.name, model=provider.model_name(settings),
                        prompt_tokens=budget.prompt_tokens,
@@ -398,6 +401,29 @@ def _requested_form(provider, store: ChatStore):
 
 RECALL_MODEL = "recalled from what you said"
 """The model name a profile answer's stats carry (its provider is ``llmapp``)."""
+NOTED_MODEL = "noted in your profile"
+"""The model name of profile memory's acknowledgement of a message that
+only tells something about the user (:func:`llmapp.profile.acknowledgement`)."""
+
+
+@dataclass(frozen=True)
+class _Noted:
+    said: str
+
+    def text(self) -> str:
+        return self.said
+
+
+def _noted(store: ChatStore) -> _Noted | None:
+    """Profile memory's reply, for a model too small to answer it, to a
+    message that only tells something about the user; else None."""
+    from llmapp.profile import acknowledgement
+
+    history = store.history()
+    if not history or history[-1]["role"] != "user":
+        return None
+    said = acknowledgement(history[-1]["content"])
+    return _Noted(said) if said else None
 
 
 def _recall(store: ChatStore, budget: Budget):
@@ -414,12 +440,12 @@ def _recall(store: ChatStore, budget: Budget):
     return recall(history[-1]["content"], profile, LocalEmbeddings())
 
 
-def _recalled_reply(recalled, budget: Budget, monitor) -> Reply:
+def _recalled_reply(recalled, budget: Budget, monitor, model: str = RECALL_MODEL) -> Reply:
     import time
 
     started = time.perf_counter()
     text = recalled.text()
-    stats = ReplyStats(provider="llmapp", model=RECALL_MODEL, prompt_tokens=0,
+    stats = ReplyStats(provider="llmapp", model=model, prompt_tokens=0,
                        usage_source="counted")
 
     def add_time(stream: ReplyStream) -> None:

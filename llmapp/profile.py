@@ -157,3 +157,30 @@ def recall(question: str, profile: Sequence[str], embedder,
     if sims[best] < floor:
         return None
     return Recall(profile[best], float(sims[best]))
+
+
+_BY_THE_WAY = re.compile(r",?\s*\b(?:by the way|btw)\b,?", re.I)
+
+
+def acknowledgement(message: str) -> str | None:
+    """What a small model's reply to a message that only tells something
+    about the user says: that it is noted, in the second person ("Noted:
+    your name is Priya and you live in Lisbon."); None when the message also
+    asks or requests anything, or states nothing about the user.
+
+    Found in a browser walk: to "Hi! I'm Priya, by the way. I work as a
+    nurse in Porto." the bundled model answered "I'm not sure what to say
+    about myself, but I'll try to be helpful and help you with your health
+    care needs."
+    """
+    from llmapp.rag.chunking import sentences
+
+    said = statements(message)
+    if not said:
+        return None
+    for sentence in sentences(message):
+        rest = _GREETING.sub("", sentence).strip()
+        if rest and len(rest.split()) >= 2 and rest[0].upper() + rest[1:] not in said:
+            return None  # a question or a request: the model answers it
+    facts = [_BY_THE_WAY.sub("", second_person(s)).strip().rstrip(".!") for s in said]
+    return "Noted: " + "; ".join(facts) + "."

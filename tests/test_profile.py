@@ -102,3 +102,18 @@ def test_the_bundled_model_recalls_from_the_profile_without_a_model_call():
                         memory=Memory("profile"))
     assert list(reply.stream) == ["You told me: your name is Priya and you live in Lisbon."]
     assert reply.message().stats.provider == "llmapp"
+
+
+@pytest.mark.parametrize("message,noted", [
+    ("Hi! I'm Priya, by the way. I work as a nurse in Porto.",
+     "Noted: you're Priya; you work as a nurse in Porto."),
+    ("Hi! My name is Priya and I live in Lisbon.",
+     "Noted: your name is Priya and you live in Lisbon."),
+    ("I love hiking. What should I pack?", None),  # it asks something: the model answers
+    ("Can you tell me a joke?", None),
+    ("Hello!", None),
+])
+def test_a_message_that_only_tells_about_the_user_is_acknowledged(message, noted):
+    from llmapp.profile import acknowledgement
+
+    assert acknowledgement(message) == noted

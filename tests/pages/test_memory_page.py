@@ -24,6 +24,9 @@ def test_the_examples_are_one_click_and_the_demo_recalls_the_name(app, db_url):
     assert pills.options[:2] == ["Hi! My name is Priya and I live in Lisbon.", "What is my name?"]
     pills.set_value("Hi! My name is Priya and I live in Lisbon.").run()
     assert at.pills[0].value is None  # sent once, not kept selected
+    # only facts about the user: noted by llmapp (the model rambled "I'm not sure what to say")
+    assert at.chat_message[1].markdown[0].value == \
+        "Noted: your name is Priya and you live in Lisbon."
     at.pills[0].set_value("What is my name?").run()
     assert not at.exception
     said = [m.markdown[0].value for m in at.chat_message if m.name == "user"]
