@@ -234,15 +234,17 @@ def answer_mode_control(settings: Settings) -> Settings:
     chosen = st.sidebar.selectbox(
         "Answer", config.RAG_ANSWER_MODES, index=config.RAG_ANSWER_MODES.index(settings.rag_answer),
         format_func=_ANSWER_LABELS.get, key="rag_answer",
-        help="Quoted: the sentences of the retrieved chunks closest to the question, each cited; "
+        help="Quoted: the sentences of the retrieved chunks that best match the question (by "
+             "meaning and by words), each cited; "
              "no model writes them, so they cannot contradict the sources. Written: the model "
              "answers from the chunks, which takes a capable model.")
     settings = dataclasses.replace(settings, rag_answer=chosen)
     mode, reason = answer_mode(settings)
     if mode == "extractive":
-        st.info(f"Answers are **quoted** from your documents: {reason}. The closest sentence of "
-                "the retrieved chunks is quoted and cited, or the answer says the documents do "
-                "not say. Pick *written by the model* in the sidebar to see the model try.",
+        st.info(f"Answers are **quoted** from your documents: {reason}. The sentence of the "
+                "retrieved chunks that best matches the question, by meaning and by words, is "
+                "quoted and cited, or the answer says the documents do not say. Pick *written "
+                "by the model* in the sidebar to see the model try.",
                 icon="📌")
     return settings
 
