@@ -68,7 +68,8 @@ class FormatRequest:
     def grammar(self) -> str:
         """The GBNF grammar of this form.
 
-        Items: one item per line, nothing before or after; each a bold
+        Items: one item per line, nothing before or after (no newline
+        after the last, no space at a line's end); each a bold
         title of 1 to 60 characters then up to two sentences, or (not bold)
         one to two sentences. A sentence is up to 150 characters ending in
         ``.``, ``!`` or ``?`` (or the line's end), so an item never stops
@@ -79,11 +80,11 @@ class FormatRequest:
         if self.kind == "items":
             body = "title rest?" if self.bold else "rest"
             lines = [f'"{i}. "' if self.numbered else '"- "' for i in range(1, self.count + 1)]
-            items = " ".join(f'{marker} {body} "\\n"' for marker in lines)
+            items = ' "\\n" '.join(f"{marker} {body}" for marker in lines)
             return (f"root ::= {items}\n"
                     'title ::= "**" [^*\\n]{1,60} "**"\n'
                     "rest ::= part ([.!?] (part [.!?]?)?)?\n"
-                    "part ::= [^.!?\\n]{1,150}\n")
+                    "part ::= [^.!?\\n]{0,149} [^.!?\\n ]\n")
         if self.kind == "sentence":
             return 'root ::= [A-Z0-9"] [^.!?\\n]{0,300} [.!?]\n'
         words = 1 if self.kind == "word" else self.count
