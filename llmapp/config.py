@@ -239,6 +239,7 @@ API_MAX_STOP = 4
 """Most stop sequences one request may carry (OpenAI's limit: "up to 4
 sequences", ``stop`` in the chat completions API reference)."""
 
-OFFLINE_TOOLS = ("calculator", "word_count", "convert_units", "current_datetime")
+OFFLINE_TOOLS = ("calculator", "word_count", "letter_count", "convert_units",
+                 "current_datetime")
 """The tools that run without a network or a knowledge base: the default of
 the Tools and Agent pages, ``llmapp agent`` and the API's agent model."""

@@ -6,6 +6,7 @@ tool                   does
 ``calculator``         arithmetic on numbers, safely (an AST whitelist; no
                        ``eval``): + - * / // % ** and parentheses
 ``word_count``         words and characters of a text
+``letter_count``       how many times a letter occurs in a word
 ``convert_units``      a quantity from one unit to another, with Pint
 ``current_datetime``   the date and time now, in a time zone
 ``knowledge_base``     cited snippets from a stage-3 Chroma collection
@@ -34,6 +35,7 @@ from llmapp.tools.arithmetic import MAX_EXPONENT, MAX_EXPRESSION, calculate, cal
 from llmapp.tools.base import ToolError, ToolGuide, guide_of, guided
 from llmapp.tools.clock import current_datetime
 from llmapp.tools.knowledge import make_knowledge_base_tool
+from llmapp.tools.letters import letter_count
 from llmapp.tools.text import word_count
 from llmapp.tools.units import convert_units
 from llmapp.tools.web import (FetchPlan, Fetcher, check_url, fetch_text, is_public_address,
@@ -41,7 +43,7 @@ from llmapp.tools.web import (FetchPlan, Fetcher, check_url, fetch_text, is_publ
 
 __all__ = ["MAX_EXPONENT", "MAX_EXPRESSION", "FetchPlan", "Fetcher", "ToolError", "ToolGuide",
            "available_tools", "is_public_address", "plan_fetch",
-           "calculate", "calculator", "check_url", "convert_units", "current_datetime", "fetch_text",
+           "calculate", "calculator", "check_url", "convert_units", "letter_count", "current_datetime", "fetch_text",
            "guide_of", "guided", "make_fetch_url", "make_knowledge_base_tool",
            "network_available", "run_tool", "web_search", "word_count"]
 
@@ -50,7 +52,8 @@ def available_tools(kb=None, collection: str | None = None,
                     allow_private: bool = False) -> dict[str, BaseTool]:
     """The tools by name; ``knowledge_base`` only when a knowledge base and a
     collection are given."""
-    tools = {t.name: t for t in (calculator, word_count, convert_units, current_datetime,
+    tools = {t.name: t for t in (calculator, word_count, letter_count, convert_units,
+                                 current_datetime,
                                  make_fetch_url(allow_private), web_search)}
     if kb is not None and collection:
         tools["knowledge_base"] = make_knowledge_base_tool(kb, collection)
