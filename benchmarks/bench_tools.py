@@ -4,7 +4,7 @@ the right arguments, and does the answer carry the right result?
 Runs every question of ``tests/data/tool_questions.json`` through
 :func:`llmapp.routed.run_routed_agent` (semantic router, constrained
 arguments, the model's answer) on the bundled model, with the calculator,
-word count, unit conversion (no question asks for it: it is there to draw
+word count, letter count and unit conversion (no question asks for them: they draw
 misroutes), the clock and the knowledge base over the sample handbook (an
 on-disk Chroma in a temporary folder). Targets (issue 14):
 
@@ -42,7 +42,7 @@ from llmapp.providers import GenerationParams  # noqa: E402
 from llmapp.routed import run_routed_agent  # noqa: E402
 from llmapp.routing import SemanticRouter  # noqa: E402
 from llmapp.settings import resolve  # noqa: E402
-from llmapp.tools import (calculator, convert_units, current_datetime,  # noqa: E402
+from llmapp.tools import (calculator, convert_units, current_datetime, letter_count,  # noqa: E402,E501
                           make_knowledge_base_tool, word_count)
 
 QUESTIONS = ROOT / "tests" / "data" / "tool_questions.json"
@@ -155,7 +155,8 @@ def main() -> int:
         rows = [r for r in rows if seen.setdefault(r["tool"], []).append(r) or
                 len(seen[r["tool"]]) <= args.limit]
     with tempfile.TemporaryDirectory() as folder:
-        tools = {t.name: t for t in (calculator, word_count, convert_units, current_datetime,
+        tools = {t.name: t for t in (calculator, word_count, letter_count, convert_units,
+                                     current_datetime,
                                      knowledge_tool(Path(folder)))}
         outcomes = run(rows, tools, args.threshold)
     scores = summary(outcomes)
