@@ -35,7 +35,7 @@ def test_a_pages_prompts_are_its_examples_turns_in_order_once():
 def test_the_held_out_questions_parse_into_checks():
     lines = (ROOT / "benchmarks" / "data" / "demo_questions.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
-    assert {r["split"] for r in rows} == {"dev", "test", "test2"}
+    assert {r["split"] for r in rows} == {"dev", "test", "test2", "test3"}
     for row in rows:
         check = Check.from_dict(row)
         assert check.expect_any or check.refusal or check.rule, row
