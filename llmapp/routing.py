@@ -86,6 +86,7 @@ class Route:
         by_relevance: the chosen tool's score is its guide's own relevance
             (the knowledge base's best chunk, or the question naming the
             documents), not its examples'.
+        why: the guide's words for that relevance, if it has any.
     """
 
     tool: str | None
@@ -94,13 +95,15 @@ class Route:
     scores: dict[str, float] = field(default_factory=dict)
     threshold: float = config.ROUTER_THRESHOLD
     by_relevance: bool = False
+    why: str = ""
 
     @property
     def reason(self) -> str:
         """What decided, in a user's words, e.g. "chosen by similarity to
         examples (0.71)"."""
         if self.tool and self.by_relevance:
-            return f"chosen by its own relevance to the question ({self.score:.2f})"
+            return (f"chosen because {self.why} ({self.score:.2f})" if self.why else
+                    f"chosen by its own relevance to the question ({self.score:.2f})")
         if self.tool:
             return f"chosen by similarity to examples ({self.score:.2f})"
         if self.closest is None:
@@ -136,6 +139,7 @@ class SemanticRouter:
             n: tuple(map(request_form, g.requests)) for n, g in guides.items()}
         self.examples[NO_TOOL] = NO_TOOL_EXAMPLES
         self.relevance = {n: g.relevance for n, g in guides.items() if g.relevance}
+        self.why = {n: g.relevance_reason for n, g in guides.items()}
 
     def scores(self, question: str) -> dict[str, float]:
         """Each route's score for ``question``: the cosine similarity to its
@@ -168,7 +172,7 @@ class SemanticRouter:
         best = max(tools, key=tools.get)
         chosen = tools[best] >= self.threshold and tools[best] > scores[NO_TOOL]
         return Route(best if chosen else None, tools[best], best, scores, self.threshold,
-                     by_relevance=chosen and best in own)
+                     by_relevance=chosen and best in own, why=self.why.get(best, ""))
 
     def next_route(self, question: str, used: Sequence[str]) -> tuple[Route, str]:
         """The next step of an agent run and the text it serves, as

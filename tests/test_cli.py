@@ -161,7 +161,7 @@ def test_agent_json_on_the_bundled_model_names_the_tool_and_who_chose_it():
     step = data["steps"][0]
     assert (step["tool"], step["args"], step["result"]) == (
         "calculator", {"expression": "23 * 19"}, "437")
-    assert step["decided_by"].startswith("chosen by similarity to examples")
+    assert step["decided_by"] == "chosen because the question writes its arithmetic out (0.90)"
     assert "437" in data["answer"] and data["results"] == ["437"]
 
 

@@ -255,8 +255,59 @@ def _phrases(result: str) -> list[str]:
     return list(dict.fromkeys([result, grouped]))
 
 
+_OPERATOR = r"(?:\s*[+*/×÷^]\s*|\s+-\s*|\s*-\s+)"
+_WRITTEN = re.compile(rf"\(*-?\d[\d.,]*(?:{_OPERATOR}\(*\s*\d[\d.,]*\s*\)*)+")
+"""Arithmetic written out in a question: numbers joined by operators, with
+parentheses ("(48 + 27) * 4 - 13", "1000 / 16"). A minus needs a space on
+one side at least: "555-1234" and "2024-05-01" are not subtractions."""
+_DATE = re.compile(r"\b\d{1,4}/\d{1,2}/\d{1,4}\b")
+EXPLICIT_RELEVANCE = 0.9
+"""The calculator's relevance to a message that is arithmetic and little
+else ("1000 / 16", "Calculate 3 * (4 + 5)"): the router's examples are
+questions in words, and a bare expression is close to none of them."""
+
+
+def written_expression(question: str) -> str | None:
+    """The arithmetic ``question`` writes out, normalized (``×`` is ``*``,
+    ``÷`` is ``/``, thousands separators dropped), when it is one the
+    calculator computes; else None. Found on held-out demo questions: the
+    grammar of the question's numbers could not write "(48 + 27) * 4 - 13"
+    (it has no parentheses), and a bare "1000 / 16" went to no tool."""
+    if _DATE.search(question):
+        return None
+    found = _WRITTEN.search(question.replace("×", "*").replace("÷", "/"))
+    if found is None:
+        return None
+    text = found.group().strip()
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    text = text.lstrip(")").rstrip("(-")
+    while text.count("(") > text.count(")") and text.startswith("("):
+        text = text[1:]
+    text = " ".join(re.sub(r"\s*([-+*/^])\s*", r" \1 ", text).split())
+    text = text.replace("( ", "(").replace(" )", ")").replace("* *", "**")
+    text = re.sub(r"(^|\()- ", r"\1-", text)  # a leading minus sign stays on its number
+    try:
+        calculate(text)
+    except ToolError:
+        return None
+    return text
+
+
 def _narrow(question: str) -> dict[str, dict]:
+    written = written_expression(question)
+    if written is not None:
+        return {"expression": {"const": written}}
     return {"expression": {"pattern": expression_pattern(question)}}
+
+
+def _relevance(question: str) -> float:
+    """:data:`EXPLICIT_RELEVANCE` for a message that is arithmetic and at
+    most two words besides; else nothing (the examples decide)."""
+    written = written_expression(question)
+    if written is None:
+        return -1.0
+    rest = _WRITTEN.sub(" ", question.replace("×", "*").replace("÷", "/"))
+    return EXPLICIT_RELEVANCE if len(re.findall(r"[A-Za-z]+", rest)) <= 2 else -1.0
 
 
 guided(calculator, ToolGuide(
@@ -277,6 +328,7 @@ guided(calculator, ToolGuide(
     ),
     hint="Write the question's arithmetic: plus is +, minus is -, times is *, divided by is /, "
          "to the power of is **.",
-    narrow=_narrow, result_is_answer=True,
+    narrow=_narrow, result_is_answer=True, relevance=_relevance,
+    relevance_reason="the question writes its arithmetic out",
     answer_phrases=lambda result, question: _phrases(result),
     state=lambda args, result: f"{args['expression']} = {_phrases(result)[-1]}"))

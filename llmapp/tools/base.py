@@ -53,6 +53,8 @@ class ToolGuide:
             The knowledge base's is its best chunk's: whether a question is
             about the user's documents depends on what they contain, which
             no fixed example can know.
+        relevance_reason: what a route chosen by ``relevance`` says, e.g.
+            "the question writes its arithmetic out".
     """
 
     examples: tuple[tuple[str, Mapping[str, Any]], ...]
@@ -63,6 +65,7 @@ class ToolGuide:
     relevance: Callable[[str], float] | None = None
     state: Callable[[Mapping[str, Any], str], str] | None = None
     reader: Callable[[Mapping[str, Any], str], str] | None = None
+    relevance_reason: str = ""
     requests: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

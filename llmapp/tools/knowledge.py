@@ -77,5 +77,6 @@ def make_knowledge_base_tool(kb, collection: str, k: int = 3) -> BaseTool:
             return NOT_COVERED
         return f"{found.quotes[0][1]} (from {found.hits[0].cite()})"
 
-    return guided(knowledge_base, dataclasses.replace(KNOWLEDGE_GUIDE, relevance=relevance,
-                                                      reader=read))
+    return guided(knowledge_base, dataclasses.replace(
+        KNOWLEDGE_GUIDE, relevance=relevance, reader=read,
+        relevance_reason="the question is close to your documents"))
