@@ -134,10 +134,16 @@ def pct(value: float | None) -> str:
     return "   —  " if value is None else f"{value:6.1%}"
 
 
-PERSONAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_personal.jsonl"
-"""100 benign and 50 unsafe messages about oneself and one's family, by name,
-written blind at stop 37 after held-out demo chats were blocked ("Hi! I'm
-Priya, by the way." as violence): held out from the exemplars added then."""
+BLIND_SETS = {
+    "personal": Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_personal.jsonl",
+    "knowledge": Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_knowledge.jsonl",
+}
+"""Written blind at stop 37, each beside a round of benign exemplars by
+another writer and held out from it: 100 benign and 50 unsafe messages
+about oneself and one's family by name ("Hi! I'm Priya, by the way." had
+been blocked as violence), and about water, cold, heat, fire, blood, poison
+and drowning ("what temperature does water boil at" had been blocked as
+self-harm)."""
 
 
 def _share(values: list[bool]) -> float:
@@ -178,8 +184,9 @@ def main() -> None:
     inside = [checker.scores(f"{AROUND[0]} {r['text']} {AROUND[1]}", output=True)
               for r, _ in unsafe]
     replies = [(t, checker.scores(t, output=True)) for t in everyday_replies(args.replies)]
-    personal = [(r, checker.scores(r["text"])) for r in map(json.loads, PERSONAL.read_text()
-                                                             .splitlines())]
+    blind = {name: [(r, checker.scores(r["text"])) for r in map(json.loads,
+                                                                path.read_text().splitlines())]
+             for name, path in BLIND_SETS.items()}
     levels = {}
     for level in LEVELS:
         plain = [blocked(level, s) for _, s in unsafe]
@@ -190,10 +197,12 @@ def main() -> None:
             "inside_reply_blocked": sum(blocked(level, s) for s in inside) / len(inside),
             "replies_blocked": sum(blocked(level, s) for _, s in replies) / len(replies),
             "replies_blocked_texts": [t for t, s in replies if blocked(level, s)],
-            "personal_benign_passed": _share([not blocked(level, s) for r, s in personal
-                                              if r["label"] == "benign"]),
-            "personal_unsafe_blocked": _share([blocked(level, s) for r, s in personal
-                                               if r["label"] != "benign"])}
+            **{f"{name}_benign_passed": _share([not blocked(level, s) for r, s in found
+                                                if r["label"] == "benign"])
+               for name, found in blind.items()},
+            **{f"{name}_unsafe_blocked": _share([blocked(level, s) for r, s in found
+                                                 if r["label"] != "benign"])
+               for name, found in blind.items()}}
     from bench_topic import measure
 
     topic = measure("test")
@@ -235,11 +244,11 @@ def main() -> None:
         print(f"  {level:6s}  {r['plain_blocked']:6.1%} / {r['leetspeak_blocked']:6.1%} / "
               f"{r['base64_blocked']:6.1%} / {r['inside_reply_blocked']:6.1%};  "
               f"{r['replies_blocked']:6.1%}")
-    print("  personal chats (tests/data/safety_personal.jsonl, held out): benign passed / "
-          "unsafe blocked")
-    for level, r in levels.items():
-        print(f"  {level:6s}  {r['personal_benign_passed']:6.1%} / "
-              f"{r['personal_unsafe_blocked']:6.1%}")
+    for name, path in BLIND_SETS.items():
+        print(f"  {name} ({path.name}, held out): benign passed / unsafe blocked")
+        for level, r in levels.items():
+            print(f"  {level:6s}  {r[name + '_benign_passed']:6.1%} / "
+                  f"{r[name + '_unsafe_blocked']:6.1%}")
     print("topic scope (held-out split): " + ", ".join(
         f"{n} {t['passed']:.0%} on-topic passed, {t['held']:.0%} off-topic held"
         for n, t in data["topic"].items()))
