@@ -349,7 +349,7 @@ def start_reply(store: ChatStore, settings: Settings, params: GenerationParams,
     if memory is not None and memory.strategy == "profile" and not provider.picks_tools:
         recalled = _recall(store, budget)
         if recalled is not None:
-            return _recalled_reply(recalled, budget, monitor)
+            return _recalled_reply(recalled.text(), budget, monitor)
         noted = _noted(store)
         if noted is not None:
             return _recalled_reply(noted, budget, monitor, NOTED_MODEL)
@@ -406,15 +406,7 @@ NOTED_MODEL = "noted in your profile"
 only tells something about the user (:func:`llmapp.profile.acknowledgement`)."""
 
 
-@dataclass(frozen=True)
-class _Noted:
-    said: str
-
-    def text(self) -> str:
-        return self.said
-
-
-def _noted(store: ChatStore) -> _Noted | None:
+def _noted(store: ChatStore) -> str | None:
     """Profile memory's reply, for a model too small to answer it, to a
     message that only tells something about the user; else None."""
     from llmapp.profile import acknowledgement
@@ -422,8 +414,7 @@ def _noted(store: ChatStore) -> _Noted | None:
     history = store.history()
     if not history or history[-1]["role"] != "user":
         return None
-    said = acknowledgement(history[-1]["content"])
-    return _Noted(said) if said else None
+    return acknowledgement(history[-1]["content"])
 
 
 def _recall(store: ChatStore, budget: Budget):
@@ -440,11 +431,12 @@ def _recall(store: ChatStore, budget: Budget):
     return recall(history[-1]["content"], profile, LocalEmbeddings())
 
 
-def _recalled_reply(recalled, budget: Budget, monitor, model: str = RECALL_MODEL) -> Reply:
+def _recalled_reply(text: str, budget: Budget, monitor, model: str = RECALL_MODEL) -> Reply:
+    """``text``, written by llmapp (no model call), as a reply that streams
+    at once; ``model`` names where it came from on the stats line."""
     import time
 
     started = time.perf_counter()
-    text = recalled.text()
     stats = ReplyStats(provider="llmapp", model=model, prompt_tokens=0,
                        usage_source="counted")
 

@@ -328,13 +328,13 @@ def memory_panel(store: ChatStore) -> None:
 
 def _not_called(store: ChatStore) -> str:
     """Why no model answered the last reply ("" when one did)."""
-    from llmapp.chat import RECALL_MODEL
+    from llmapp.chat import NOTED_MODEL, RECALL_MODEL
 
     last = store.messages[-1] if store.messages else None
     stats = last.stats if last is not None and last.role == "assistant" else None
     if stats is None:
         return ""
-    if stats.model == RECALL_MODEL:
+    if stats.model in (RECALL_MODEL, NOTED_MODEL):
         return "llmapp answered from your profile, in your own words"
     if (stats.cache or "").startswith("hit"):
         return "the response cache answered"
